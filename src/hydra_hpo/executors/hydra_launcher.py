@@ -1,0 +1,178 @@
+"""Executors that run jobs through a Hydra launcher, in blocking batches or asynchronously.
+
+Hydra's ``Launcher.launch(batch)`` blocks until the whole batch is done. The batch executor launches
+up to ``n_workers`` jobs at once (right for the basic launcher, which runs jobs in this process one
+after the other). The asynchronous executor gives each job its own thread that launches a one-job
+batch with the job's own number, so with launchers that run jobs in other processes (joblib,
+submitit, Ray) up to ``n_workers`` jobs overlap and each finished one is handed back at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any, Callable, Sequence
+
+from hydra_hpo.executors.base import Executor
+from hydra_hpo.trial import INTERRUPTED, TIMEOUT, Job, JobResult
+
+log = logging.getLogger(__name__)
+
+OverridesFn = Callable[[Job], list[str]]
+# (job, hydra JobReturn or None, exception raised by launch() or None, started, finished) -> JobResult
+CollectFn = Callable[[Job, Any, BaseException | None, float, float], JobResult]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self._t0 = time.monotonic()
+
+    def __call__(self) -> float:
+        return time.monotonic() - self._t0
+
+
+class HydraBatchExecutor(Executor):
+    """Queues submitted jobs and launches them together when ``wait`` is called."""
+
+    def __init__(self, launcher: Any, n_workers: int, overrides: OverridesFn, collect: CollectFn) -> None:
+        super().__init__(n_workers)
+        self.launcher = launcher
+        self.overrides = overrides
+        self.collect = collect
+        self._pending: list[Job] = []
+        self._clock = _Clock()
+
+    def submit(self, job: Job) -> None:
+        self._pending.append(job)
+
+    def num_running(self) -> int:
+        return len(self._pending)
+
+    def clock(self) -> float:
+        return self._clock()
+
+    def wait(self) -> list[JobResult]:
+        results: list[JobResult] = []
+        for run in _contiguous_runs(self._pending):
+            started = self.clock()
+            try:
+                returns = self.launcher.launch([self.overrides(job) for job in run], initial_job_idx=run[0].job_idx)
+                error = None
+            except Exception as exc:  # the launcher failed the whole batch
+                returns, error = [None] * len(run), exc
+            finished = self.clock()
+            # Jobs of a batch run one after the other here; spread the batch's time evenly as an estimate.
+            step = (finished - started) / max(1, len(run))
+            for i, (job, ret) in enumerate(zip(run, returns)):
+                results.append(self.collect(job, ret, error, started + i * step, started + (i + 1) * step))
+        self._pending = []
+        return results
+
+
+def _contiguous_runs(jobs: Sequence[Job]) -> list[list[Job]]:
+    """Split jobs into runs of consecutive job numbers (a launch numbers its jobs from initial_job_idx)."""
+    runs: list[list[Job]] = []
+    for job in jobs:
+        if runs and runs[-1][-1].job_idx + 1 == job.job_idx:
+            runs[-1].append(job)
+        else:
+            runs.append([job])
+    return runs
+
+
+class HydraAsyncExecutor(Executor):
+    """Keeps up to ``n_workers`` one-job launches in flight, each in its own thread.
+
+    ``timeout`` (seconds) abandons a job that runs too long: it is reported with status ``timeout``
+    (the job itself is also told its timeout and normally stops on its own first).
+    """
+
+    def __init__(
+        self,
+        launcher: Any,
+        n_workers: int,
+        overrides: OverridesFn,
+        collect: CollectFn,
+        timeout: float | None = None,
+        grace: float = 30.0,
+    ) -> None:
+        super().__init__(n_workers)
+        self.launcher = launcher
+        self.overrides = overrides
+        self.collect = collect
+        self.timeout = timeout
+        self.grace = grace
+        self._clock = _Clock()
+        self._done: queue.Queue = queue.Queue()
+        self._running: dict[int, tuple[Job, float]] = {}
+        self._abandoned: set[int] = set()
+
+    def clock(self) -> float:
+        return self._clock()
+
+    def num_running(self) -> int:
+        return len(self._running)
+
+    def submit(self, job: Job) -> None:
+        started = self.clock()
+        self._running[job.job_idx] = (job, started)
+        thread = threading.Thread(target=self._run, args=(job, started), name=f"hpo-job-{job.job_idx}", daemon=True)
+        thread.start()
+
+    def _run(self, job: Job, started: float) -> None:
+        try:
+            returns = self.launcher.launch([self.overrides(job)], initial_job_idx=job.job_idx)
+            self._done.put((job, returns[0], None, started, self.clock()))
+        except BaseException as exc:  # noqa: BLE001 - reported as the job's failure
+            self._done.put((job, None, exc, started, self.clock()))
+
+    def wait(self) -> list[JobResult]:
+        results: list[JobResult] = []
+        while not results:
+            try:
+                item = self._done.get(timeout=0.2)  # short timeout: Ctrl-C is seen promptly
+            except queue.Empty:
+                results.extend(self._expired())
+                continue
+            results.extend(self._take(item))
+            while True:
+                try:
+                    results.extend(self._take(self._done.get_nowait()))
+                except queue.Empty:
+                    break
+        return results
+
+    def _take(self, item: tuple) -> list[JobResult]:
+        job, ret, error, started, finished = item
+        if job.job_idx in self._abandoned:
+            self._abandoned.discard(job.job_idx)
+            return []
+        self._running.pop(job.job_idx, None)
+        return [self.collect(job, ret, error, started, finished)]
+
+    def _expired(self) -> list[JobResult]:
+        if self.timeout is None:
+            return []
+        now = self.clock()
+        expired = []
+        for job_idx, (job, started) in list(self._running.items()):
+            if now - started > self.timeout + self.grace:
+                del self._running[job_idx]
+                self._abandoned.add(job_idx)
+                log.warning("Job %d (trial %d) exceeded hpo.trial_timeout=%s s; abandoned", job_idx, job.trial_id,
+                            self.timeout)
+                expired.append(JobResult(job=job, status=TIMEOUT, started=started, finished=now,
+                                         error=f"exceeded hpo.trial_timeout={self.timeout} s"))
+        return expired
+
+    def shutdown(self) -> list[JobResult]:
+        now = self.clock()
+        results = [
+            JobResult(job=job, status=INTERRUPTED, started=started, finished=now, error="sweep interrupted")
+            for job, started in self._running.values()
+        ]
+        self._abandoned.update(self._running)
+        self._running.clear()
+        return results

@@ -1,0 +1,81 @@
+"""Per-trial bookkeeping built from job results: what the summary, table and plots show."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra_hpo.trial import COMPLETED, FAILURE_STATUSES, JobResult
+
+
+@dataclass
+class Segment:
+    """One finished job of a trial."""
+
+    job_idx: int
+    previous_resource: int
+    resource: int
+    status: str
+    value: float | None
+    seconds: float
+    started: float
+    finished: float
+    error: str | None = None
+    output_dir: str | None = None
+
+
+@dataclass
+class TrialRecord:
+    """Everything known about one trial (configuration)."""
+
+    trial_id: int
+    config: dict[str, Any]
+    seed: int
+    status: str = "running"  # running | completed | stopped | failed states | interrupted
+    segments: list[Segment] = field(default_factory=list)
+    curve: list[float] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def value(self) -> float | None:
+        """The metric at the highest resource the trial reached successfully (None if it never did)."""
+        for segment in reversed(self.segments):
+            if segment.status == COMPLETED and segment.value is not None and math.isfinite(segment.value):
+                return segment.value
+        return None
+
+    @property
+    def resource(self) -> int:
+        """Epochs the trial completed."""
+        done = [s.resource for s in self.segments if s.status == COMPLETED]
+        return max(done, default=0)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.segments)
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILURE_STATUSES
+
+    def add(self, result: JobResult) -> None:
+        job = result.job
+        self.segments.append(
+            Segment(
+                job_idx=job.job_idx,
+                previous_resource=job.previous_resource,
+                resource=job.resource,
+                status=result.status,
+                value=result.value,
+                seconds=result.seconds,
+                started=result.started,
+                finished=result.finished,
+                error=result.error,
+                output_dir=result.output_dir,
+            )
+        )
+        if result.curve:
+            self.curve = list(result.curve)
+        if result.error:
+            self.error = result.error

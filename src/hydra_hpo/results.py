@@ -1,0 +1,105 @@
+"""Sweep summary files: trials.csv, optimization_results.yaml, and the plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hydra_hpo.tuner import SweepOutcome
+
+TRIALS_CSV = "trials.csv"
+RESULTS_YAML = "optimization_results.yaml"
+INCUMBENT_PNG = "incumbent.png"
+CURVES_PNG = "curves.png"
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` so readers never see a half-written file (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _fmt(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.6g}"
+    return "" if value is None else value
+
+
+def trials_table(outcome: SweepOutcome) -> str:
+    """CSV text: one row per trial with its parameters, status, metric, epochs and seconds."""
+    param_names: list[str] = []
+    for record in outcome.trials.values():
+        for name in record.config:
+            if name not in param_names:
+                param_names.append(name)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["trial_id", *param_names, "status", "value", "epochs", "seconds", "started", "finished",
+                     "jobs", "seed", "error"])
+    for trial_id in sorted(outcome.trials):
+        record = outcome.trials[trial_id]
+        started = min((s.started for s in record.segments), default=None)
+        finished = max((s.finished for s in record.segments), default=None)
+        writer.writerow([
+            trial_id, *[_fmt(record.config.get(name)) for name in param_names], record.status,
+            _fmt(record.value), record.resource, _fmt(record.seconds), _fmt(started), _fmt(finished),
+            " ".join(str(s.job_idx) for s in record.segments), record.seed,
+            record.error.strip().splitlines()[-1] if record.error else "",
+        ])
+    return buffer.getvalue()
+
+
+def summary_dict(outcome: SweepOutcome, metric: str, mode: str, name: str = "hydra-hpo") -> dict:
+    """The content of optimization_results.yaml (hydra-optuna-sweeper's key names where they exist)."""
+    best = outcome.best
+    best_params = dict(outcome.trials[best.trial_id].config) if best else None
+    return {
+        "name": name,
+        "metric": metric,
+        "mode": mode,
+        "best_params": best_params,
+        "best_value": best.value if best else None,
+        "best_trial": best.trial_id if best else None,
+        "best_epochs": best.resource if best else None,
+        "n_trials": len(outcome.trials),
+        "n_failures": outcome.failures,
+        "epochs_total": outcome.epochs_total,
+        "wallclock_seconds": round(outcome.wallclock, 3),
+        "worker_utilization": round(outcome.utilization, 4),
+        "n_workers": outcome.n_workers,
+        "stop_reason": outcome.stop_reason,
+        **outcome.extra,
+    }
+
+
+def write_summary(outcome: SweepOutcome, sweep_dir: str | os.PathLike, metric: str, mode: str,
+                  plots: bool = True) -> dict:
+    """Write trials.csv, optimization_results.yaml and (optionally) the plots into ``sweep_dir``."""
+    from omegaconf import OmegaConf
+
+    sweep_dir = Path(sweep_dir)
+    summary = summary_dict(outcome, metric, mode)
+    atomic_write_text(sweep_dir / TRIALS_CSV, trials_table(outcome))
+    atomic_write_text(sweep_dir / RESULTS_YAML, OmegaConf.to_yaml(OmegaConf.create(summary)))
+    if plots:
+        from hydra_hpo.plots import plot_curves, plot_incumbent
+
+        plot_incumbent(outcome, sweep_dir / INCUMBENT_PNG, metric)
+        plot_curves(outcome, sweep_dir / CURVES_PNG, metric)
+    return summary

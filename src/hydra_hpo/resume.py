@@ -1,0 +1,104 @@
+"""Rebuild a sweep from its journal: which job results are already known, and which sweep wrote it."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict, deque
+from typing import Any
+
+from hydra_hpo.journal import JournalError
+from hydra_hpo.trial import Job, JobResult
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    return float(value)  # "nan"/"inf" strings written by the journal parse back here
+
+
+class ResumeLog:
+    """The finished jobs recorded in a journal, handed back in the order they were first recorded.
+
+    A resumed sweep runs the very same scheduler and searcher code; when they ask for a job whose
+    result is recorded, the tuner takes the recorded result instead of running it again. Jobs that
+    were started but never finished (in flight at a kill) have no result and run again.
+    """
+
+    def __init__(self, events: list[dict]) -> None:
+        self.events = events
+        starts = [e for e in events if e.get("event") == "sweep_started"]
+        self.fingerprint: dict | None = starts[0].get("fingerprint") if starts else None
+        self._finished: dict[tuple, deque] = defaultdict(deque)
+        self.trial_configs: dict[int, dict] = {}
+        self.written: set[tuple] = set()
+        self.max_job_idx = -1
+        self.clock_offset = 0.0
+        for position, event in enumerate(events):
+            kind = event.get("event")
+            if "job_idx" in event:
+                self.max_job_idx = max(self.max_job_idx, int(event["job_idx"]))
+            for key in ("finished", "clock"):
+                if isinstance(event.get(key), (int, float)):
+                    self.clock_offset = max(self.clock_offset, float(event[key]))
+            if kind == "trial_started":
+                self.trial_configs[int(event["trial_id"])] = event["config"]
+            if kind == "segment_finished":
+                key = (int(event["trial_id"]), int(event["previous_resource"]), int(event["resource"]))
+                self._finished[key].append((position, event))
+            self.written.add(self.identity(kind, event))
+
+    @staticmethod
+    def identity(kind: str | None, fields: dict) -> tuple:
+        """Events that must not be written twice when a resumed sweep makes the same decision again."""
+        return (kind, fields.get("trial_id"), fields.get("resource"), fields.get("job_idx"), fields.get("attempt"))
+
+    def check_fingerprint(self, fingerprint: dict) -> None:
+        """Refuse to resume a sweep directory written by a different sweep definition."""
+        if self.fingerprint is None:
+            return
+        for key in sorted(set(fingerprint) | set(self.fingerprint)):
+            mine, theirs = fingerprint.get(key), self.fingerprint.get(key)
+            if mine != theirs:
+                raise JournalError(
+                    f"cannot resume: the sweep directory holds another sweep's journal; its {key} is "
+                    f"{theirs!r} but this sweep's {key} is {mine!r}. Use a new hydra.sweep.dir or the "
+                    "same settings."
+                )
+
+    def check_trial(self, trial_id: int, config: dict) -> None:
+        recorded = self.trial_configs.get(trial_id)
+        if recorded is not None and recorded != config:
+            raise JournalError(
+                f"cannot resume: trial {trial_id} was recorded with config {recorded} but this sweep "
+                f"suggests {config}; the search space, searcher or seed changed"
+            )
+
+    def take(self, job: Job) -> tuple[int, JobResult] | None:
+        """The recorded result for ``job`` (consumed), with its journal position; None if not recorded."""
+        queue = self._finished.get((job.trial_id, job.previous_resource, job.resource))
+        if not queue:
+            return None
+        position, event = queue.popleft()
+        value = _number(event.get("value"))
+        curve = [float(v) if v is not None else math.nan for v in event.get("curve") or []]
+        recorded_job = Job(
+            trial_id=job.trial_id,
+            config=job.config,
+            resource=job.resource,
+            previous_resource=job.previous_resource,
+            job_idx=int(event["job_idx"]),
+            seed=job.seed,
+        )
+        result = JobResult(
+            job=recorded_job,
+            status=event["status"],
+            value=value,
+            curve=curve,
+            seconds=float(event.get("seconds") or 0.0),
+            started=float(event.get("started") or 0.0),
+            finished=float(event.get("finished") or 0.0),
+            error=event.get("error"),
+            output_dir=event.get("output_dir"),
+            metrics={k: float(v) for k, v in (event.get("metrics") or {}).items() if v is not None},
+        )
+        return int(event.get("batch", position)), result

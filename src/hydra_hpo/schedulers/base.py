@@ -1,0 +1,62 @@
+"""The scheduler interface: which trial runs next, and up to which resource (epochs)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Union
+
+from hydra_hpo.searchers.base import Searcher
+from hydra_hpo.trial import Job, JobResult
+
+
+class _Wait:
+    """Sentinel: nothing can start now; wait for a running job to finish (synchronous barriers)."""
+
+    def __repr__(self) -> str:
+        return "WAIT"
+
+
+WAIT = _Wait()
+Decision = Union[Job, _Wait, None]
+
+
+class Scheduler(ABC):
+    """Decides what runs next. The tuner calls ``next_job`` whenever a worker is free.
+
+    ``next_job`` returns a :class:`~hydra_hpo.trial.Job` (with ``job_idx``/``seed`` left for the
+    tuner), ``WAIT`` when nothing can start until a running job reports, or ``None`` when the
+    scheduler will start nothing more. New trials get consecutive ids from 0 and their
+    configurations from ``searcher.suggest()``. Results carry the loss to minimize in
+    ``result.value`` (the tuner normalizes maximize to minimize before calling ``on_result``).
+    """
+
+    def __init__(self, searcher: Searcher, n_trials: int) -> None:
+        self.searcher = searcher
+        self.n_trials = n_trials
+        self.n_started = 0  # trials (configurations) started so far
+
+    @abstractmethod
+    def next_job(self) -> Decision:
+        """The next job to run, ``WAIT``, or ``None`` when done."""
+
+    @abstractmethod
+    def on_result(self, result: JobResult) -> list[int]:
+        """Take a finished job's result; return ids of trials that can no longer run again.
+
+        A failed result (``result.ok`` false) ends its trial.
+        """
+
+    def finalize(self) -> list[int]:
+        """Ids of trials still alive, not yet reported by ``on_result``, when the tuner stops."""
+        return []
+
+    def _new_trial_config(self) -> tuple[int, dict] | None:
+        """Ask the searcher for a new configuration; ``None`` when the budget or searcher is spent."""
+        if self.n_started >= self.n_trials:
+            return None
+        config = self.searcher.suggest()
+        if config is None:
+            return None
+        trial_id = self.n_started
+        self.n_started += 1
+        return trial_id, config

@@ -1,0 +1,77 @@
+"""The sweep's own settings (the ``hpo`` config group), validated before any job starts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping
+
+
+class SettingsError(ValueError):
+    """An ``hpo.<key>`` setting is invalid; the message names the key and the value."""
+
+
+@dataclass
+class HPOSettings:
+    """Settings common to every algorithm. Anything else under ``hpo`` goes to the scheduler
+    (``r_min``, ``r_max``, ``eta``, ``type``), which rejects what it does not know."""
+
+    searcher: str = "random"
+    scheduler: str = "fifo"
+    n_trials: int = 10
+    n_workers: int = 1
+    seed: int = 0
+    initial_config: bool = False
+    mode: str = "min"
+    max_failure_rate: float = 0.5
+    max_retries: int = 0
+    trial_timeout: float | None = None
+    resume: bool = False
+    keep_checkpoints: bool = False
+    executor: str = "auto"
+    budget_seconds: float | None = None
+    budget_epochs: int | None = None
+    resource_key: str = "trainer.max_epochs"
+    searcher_options: dict[str, Any] = field(default_factory=dict)
+    scheduler_options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> "HPOSettings":
+        """Build and validate settings from the ``hpo`` config node (a plain mapping)."""
+        known = {f.name for f in fields(cls)} - {"scheduler_options"}
+        common = {k: v for k, v in mapping.items() if k in known}
+        extra = {k: v for k, v in mapping.items() if k not in known}
+        settings = cls(**common)
+        settings.scheduler_options = dict(extra)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        def bad(key: str, why: str) -> SettingsError:
+            return SettingsError(f"hpo.{key}={getattr(self, key)!r}: {why}")
+
+        for key in ("n_trials", "n_workers"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise bad(key, "must be an integer >= 1")
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise bad("max_retries", "must be an integer >= 0")
+        if not isinstance(self.seed, int):
+            raise bad("seed", "must be an integer")
+        if self.mode not in ("min", "max"):
+            raise bad("mode", "must be 'min' or 'max'")
+        if not 0.0 <= float(self.max_failure_rate) <= 1.0:
+            raise bad("max_failure_rate", "must be between 0 and 1")
+        if self.trial_timeout is not None and float(self.trial_timeout) <= 0:
+            raise bad("trial_timeout", "must be a positive number of seconds or null")
+        if self.executor not in ("auto", "batch", "async"):
+            raise bad("executor", "must be one of auto, batch, async")
+        if self.budget_seconds is not None and float(self.budget_seconds) <= 0:
+            raise bad("budget_seconds", "must be positive or null")
+        if self.budget_epochs is not None and int(self.budget_epochs) < 1:
+            raise bad("budget_epochs", "must be >= 1 or null")
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must not change when a sweep is resumed (n_trials and budgets may grow)."""
+        keep = ("searcher", "scheduler", "seed", "mode", "initial_config", "searcher_options", "scheduler_options")
+        data = asdict(self)
+        return {k: data[k] for k in keep}

@@ -1,0 +1,323 @@
+"""The tuning loop: scheduler <-> executor, bookkeeping, stop criteria and the journal."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hydra_hpo.journal import Journal
+from hydra_hpo.records import TrialRecord
+from hydra_hpo.resume import ResumeLog
+from hydra_hpo.schedulers.base import WAIT, Scheduler
+from hydra_hpo.executors.base import Executor
+from hydra_hpo.trial import COMPLETED, DIVERGED, INTERRUPTED, Job, JobResult, trial_seed
+
+log = logging.getLogger(__name__)
+
+
+class FatalSweepError(RuntimeError):
+    """A problem with the sweep's definition (not with one trial): stop the whole sweep."""
+
+
+class TunerCallback(Protocol):
+    """Hooks the tuner calls; all optional."""
+
+    def on_result(self, result: JobResult, record: TrialRecord, tuner: "Tuner") -> None: ...
+
+    def on_trial_end(self, record: TrialRecord, tuner: "Tuner") -> None: ...
+
+
+@dataclass
+class Incumbent:
+    """The best result so far: loss-normalized ``loss``, raw ``value``, where and when it was seen."""
+
+    loss: float
+    value: float
+    trial_id: int
+    resource: int
+    clock: float
+
+
+@dataclass
+class SweepOutcome:
+    """What a finished (or stopped) sweep knows."""
+
+    trials: dict[int, TrialRecord]
+    best: Incumbent | None
+    incumbent_trace: list[tuple[float, float]]  # (clock, best raw value so far)
+    epochs_total: int
+    busy_seconds: float
+    wallclock: float
+    n_workers: int
+    stop_reason: str
+    interrupted: bool = False
+    failures: int = 0
+    fatal: Exception | None = None  # a FatalSweepError that stopped the sweep
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def utilization(self) -> float:
+        """Busy job-seconds divided by n_workers times the sweep's wall-clock seconds."""
+        if self.wallclock <= 0:
+            return 0.0
+        return self.busy_seconds / (self.n_workers * self.wallclock)
+
+
+class Tuner:
+    """Drives a scheduler with an executor until the scheduler is done or a stop criterion hits.
+
+    ``mode`` is normalized here, and only here: schedulers and searchers always minimize.
+    With ``resume`` (a :class:`ResumeLog`), jobs whose results are in the journal are not run again:
+    their recorded results are handed back in their recorded order, so a seeded sweep makes the
+    decisions it made before the interruption.
+    """
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        executor: Executor,
+        *,
+        seed: int = 0,
+        mode: str = "min",
+        journal: Journal | None = None,
+        resume: ResumeLog | None = None,
+        fingerprint: dict | None = None,
+        max_failure_rate: float = 1.0,
+        max_retries: int = 0,
+        budget_seconds: float | None = None,
+        budget_epochs: int | None = None,
+        callbacks: list[Any] | None = None,
+    ) -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"hpo.mode must be 'min' or 'max', got hpo.mode={mode!r}")
+        if not 0.0 <= max_failure_rate <= 1.0:
+            raise ValueError(f"hpo.max_failure_rate must be in [0, 1], got {max_failure_rate}")
+        if max_retries < 0:
+            raise ValueError(f"hpo.max_retries must be >= 0, got {max_retries}")
+        self.scheduler = scheduler
+        self.executor = executor
+        self.seed = seed
+        self.sign = 1.0 if mode == "min" else -1.0
+        self.journal = journal
+        self.resume = resume
+        self.fingerprint = fingerprint or {}
+        self.max_failure_rate = max_failure_rate
+        self.max_retries = max_retries
+        self.budget_seconds = budget_seconds
+        self.budget_epochs = budget_epochs
+        self.callbacks = list(callbacks or [])
+
+        self.trials: dict[int, TrialRecord] = {}
+        self.best: Incumbent | None = None
+        self.incumbent_trace: list[tuple[float, float]] = []
+        self.epochs_total = 0
+        self.busy_seconds = 0.0
+        self._ended: set[int] = set()
+        self._attempts: dict[tuple, int] = {}
+        self._retry_queue: list[Job] = []
+        self._replayed: list[tuple[int, JobResult]] = []  # recorded results waiting to be "finished"
+        self._next_job_idx = resume.max_job_idx + 1 if resume else 0
+        self._clock_offset = resume.clock_offset if resume else 0.0
+        self._batch = (max((int(e.get("batch", -1)) for e in resume.events), default=-1) + 1) if resume else 0
+        self._stop_reason: str | None = None
+
+    # ----------------------------------------------------------------- clock and journal
+    def clock(self) -> float:
+        """Seconds since the sweep began, including the time before a resume."""
+        return self._clock_offset + self.executor.clock()
+
+    def _log(self, event: str, **fields: Any) -> None:
+        if self.journal is None:
+            return
+        if self.resume is not None and ResumeLog.identity(event, fields) in self.resume.written:
+            return  # already recorded before the resume
+        self.journal.append(event, **fields)
+
+    # ----------------------------------------------------------------- the loop
+    def run(self) -> SweepOutcome:
+        """Run the sweep to its end; always returns what is known, even after Ctrl-C."""
+        if self.resume is not None:
+            self.resume.check_fingerprint(self.fingerprint)
+        if self.journal is not None:
+            self.journal.append("sweep_started", fingerprint=self.fingerprint, resumed=self.resume is not None,
+                                clock=self.clock())
+        interrupted = False
+        fatal: Exception | None = None
+        try:
+            self._loop()
+        except (KeyboardInterrupt, FatalSweepError) as stop:
+            interrupted = isinstance(stop, KeyboardInterrupt)
+            fatal = None if interrupted else stop
+            self._stop_reason = "interrupted (Ctrl-C)" if interrupted else str(stop)
+            for result in self.executor.shutdown():
+                result = dataclasses.replace(result, status=INTERRUPTED, error="sweep interrupted")
+                self._log("segment_interrupted", trial_id=result.job.trial_id, job_idx=result.job.job_idx,
+                          resource=result.job.resource, clock=self.clock())
+                self._record(result)
+        finally:
+            for trial_id in self.scheduler.finalize():
+                self._end_trial(trial_id)
+            for trial_id in list(self.trials):
+                self._end_trial(trial_id)
+            if self.journal is not None:
+                self.journal.append("sweep_finished", reason=self._stop_reason or "done", clock=self.clock())
+                self.journal.close()
+        return SweepOutcome(
+            trials=self.trials,
+            best=self.best,
+            incumbent_trace=self.incumbent_trace,
+            epochs_total=self.epochs_total,
+            busy_seconds=self.busy_seconds,
+            wallclock=self.clock(),
+            n_workers=self.executor.n_workers,
+            stop_reason=self._stop_reason or "done",
+            interrupted=interrupted,
+            failures=self.n_failed_trials,
+            fatal=fatal,
+        )
+
+    def _loop(self) -> None:
+        while True:
+            decision: Any = None
+            while self._stop_reason is None and self._free_slots() > 0:
+                decision = self._next_job()
+                if decision is None or decision is WAIT:
+                    break
+                self._submit(decision)
+            if self._num_running() == 0:
+                if decision is WAIT and self._stop_reason is None:
+                    raise RuntimeError("the scheduler waits for results but no job is running")
+                return
+            for result in self._wait():
+                self._handle(result)
+
+    def _free_slots(self) -> int:
+        return self.executor.n_workers - self._num_running()
+
+    def _num_running(self) -> int:
+        return self.executor.num_running() + len(self._replayed)
+
+    def _next_job(self) -> Any:
+        if self._retry_queue:
+            return self._retry_queue.pop(0)
+        return self.scheduler.next_job()
+
+    def _submit(self, job: Job) -> None:
+        if job.job_idx < 0:
+            job = dataclasses.replace(job, seed=trial_seed(self.seed, job.trial_id))
+        if job.trial_id not in self.trials:
+            if self.resume is not None:
+                self.resume.check_trial(job.trial_id, job.config)
+            self.trials[job.trial_id] = TrialRecord(job.trial_id, dict(job.config), job.seed)
+            self._log("trial_started", trial_id=job.trial_id, config=job.config, seed=job.seed, clock=self.clock())
+        recorded = self.resume.take(job) if self.resume is not None else None
+        if recorded is not None:
+            self._replayed.append(recorded)
+            return
+        job = dataclasses.replace(job, job_idx=self._next_job_idx)
+        self._next_job_idx += 1
+        if job.previous_resource > 0:
+            self._log("promoted", trial_id=job.trial_id, job_idx=job.job_idx,
+                      previous_resource=job.previous_resource, resource=job.resource, clock=self.clock())
+        self._log("segment_started", trial_id=job.trial_id, job_idx=job.job_idx,
+                  previous_resource=job.previous_resource, resource=job.resource, seed=job.seed, clock=self.clock())
+        self.executor.submit(job)
+
+    def _wait(self) -> list[JobResult]:
+        if self._replayed:
+            first_batch = min(batch for batch, _ in self._replayed)
+            ready = [r for b, r in self._replayed if b == first_batch]
+            self._replayed = [(b, r) for b, r in self._replayed if b != first_batch]
+            return ready
+        results = self.executor.wait()
+        shifted = [
+            dataclasses.replace(r, started=r.started + self._clock_offset, finished=r.finished + self._clock_offset)
+            for r in results
+        ]
+        for result in shifted:
+            self._log_finished(result, self._batch)
+        self._batch += 1
+        return shifted
+
+    def _log_finished(self, result: JobResult, batch: int) -> None:
+        job = result.job
+        self._log(
+            "segment_finished", trial_id=job.trial_id, job_idx=job.job_idx, previous_resource=job.previous_resource,
+            resource=job.resource, status=result.status, value=result.value, curve=result.curve,
+            seconds=result.seconds, started=result.started, finished=result.finished, error=result.error,
+            output_dir=result.output_dir, metrics=result.metrics, batch=batch,
+        )
+
+    # ----------------------------------------------------------------- results
+    def _handle(self, result: JobResult) -> None:
+        if result.status == COMPLETED and (result.value is None or not math.isfinite(result.value)):
+            result = dataclasses.replace(result, status=DIVERGED, error=result.error or f"metric is {result.value}")
+        job = result.job
+        record = self._record(result)
+        if not result.ok:
+            key = (job.trial_id, job.previous_resource, job.resource)
+            attempts = self._attempts.get(key, 0)
+            if attempts < self.max_retries and self._stop_reason is None:
+                self._attempts[key] = attempts + 1
+                self._log("retry", trial_id=job.trial_id, resource=job.resource, attempt=attempts + 1,
+                          error=result.error, clock=self.clock())
+                self._retry_queue.append(dataclasses.replace(job, job_idx=-2))
+                return
+        loss = self.sign * result.value if result.ok else None
+        self.scheduler.searcher.observe(job.config, job.resource, loss)
+        ended = self.scheduler.on_result(dataclasses.replace(result, value=loss))
+        if loss is not None and (self.best is None or loss < self.best.loss):
+            self.best = Incumbent(loss, float(result.value), job.trial_id, job.resource, result.finished)
+        if self.best is not None:
+            self.incumbent_trace.append((result.finished, self.best.value))
+        for callback in self.callbacks:
+            if hasattr(callback, "on_result"):
+                callback.on_result(result, record, self)
+        for trial_id in ended:
+            self._end_trial(trial_id)
+        self._check_stop()
+
+    def _record(self, result: JobResult) -> TrialRecord:
+        record = self.trials[result.job.trial_id]
+        record.add(result)
+        if result.status == COMPLETED:
+            self.epochs_total += result.job.epochs
+        self.busy_seconds += max(0.0, result.finished - result.started)
+        return record
+
+    def _end_trial(self, trial_id: int) -> None:
+        if trial_id in self._ended or trial_id not in self.trials:
+            return
+        self._ended.add(trial_id)
+        record = self.trials[trial_id]
+        last = record.segments[-1] if record.segments else None
+        record.status = last.status if last is not None else INTERRUPTED
+        event = "trial_completed" if record.status == COMPLETED else "trial_failed"
+        self._log(event, trial_id=trial_id, status=record.status, value=record.value, resource=record.resource,
+                  error=record.error if record.status != COMPLETED else None, clock=self.clock())
+        for callback in self.callbacks:
+            if hasattr(callback, "on_trial_end"):
+                callback.on_trial_end(record, self)
+
+    @property
+    def n_failed_trials(self) -> int:
+        return sum(1 for tid in self._ended if self.trials[tid].failed)
+
+    def _check_stop(self) -> None:
+        if self._stop_reason is not None:
+            return
+        allowed = self.max_failure_rate * self.scheduler.n_trials
+        if self.n_failed_trials > allowed:
+            self._stop_reason = (
+                f"{self.n_failed_trials} of {self.scheduler.n_trials} trials failed, more than "
+                f"hpo.max_failure_rate={self.max_failure_rate} allows"
+            )
+        elif self.budget_seconds is not None and self.clock() >= self.budget_seconds:
+            self._stop_reason = f"time budget of {self.budget_seconds} s reached"
+        elif self.budget_epochs is not None and self.epochs_total >= self.budget_epochs:
+            self._stop_reason = f"budget of {self.budget_epochs} epochs reached"
+        if self._stop_reason is not None:
+            log.warning("Stopping the sweep: %s", self._stop_reason)

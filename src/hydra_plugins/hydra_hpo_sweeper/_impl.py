@@ -1,0 +1,205 @@
+"""The sweeper: validate everything, build searcher/scheduler/executor, run the tuner, write the summary."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+
+from hydra_hpo.executors.hydra_jobs import JobOverrides, ResultCollector, override_key
+from hydra_hpo.executors.hydra_launcher import HydraAsyncExecutor, HydraBatchExecutor
+from hydra_hpo.journal import JOURNAL_NAME, Journal, JournalError
+from hydra_hpo.records import TrialRecord
+from hydra_hpo.results import RESULTS_YAML, TRIALS_CSV, atomic_write_text, write_summary
+from hydra_hpo.resume import ResumeLog
+from hydra_hpo.schedulers import build_scheduler
+from hydra_hpo.searchers import build_searcher
+from hydra_hpo.settings import HPOSettings
+from hydra_hpo.space import SearchSpace
+from hydra_hpo.space_grammar import space_from_overrides
+from hydra_hpo.trial import JobResult
+from hydra_hpo.tuner import SweepOutcome, Tuner
+
+log = logging.getLogger(__name__)
+
+BEST_CONFIG = "best_config.yaml"
+
+
+@dataclass
+class SweepPlan:
+    """Everything a sweep needs, validated before any job starts."""
+
+    settings: HPOSettings
+    space: SearchSpace
+    forwarded: list[str]
+    metric: str
+    max_resource: int
+    initial_config: dict[str, Any] | None
+
+    @classmethod
+    def build(cls, config: DictConfig, arguments: list[str], hpo_key: str, space_key: str) -> "SweepPlan":
+        job_config = {k: v for k, v in OmegaConf.to_container(config, resolve=False).items() if k != "hydra"}
+        settings = HPOSettings.from_mapping(job_config.get(hpo_key) or {})
+        file_space = SearchSpace.from_structured(job_config.get(space_key) or {})
+        cli_space, forwarded = space_from_overrides(list(arguments))
+        space = file_space.merge(cli_space)
+        fixed = [override_key(o) for o in forwarded if override_key(o) in space.params]
+        if fixed:  # a plain command-line value fixes a key the search space file would sample
+            log.info("Fixed on the command line, not searched: %s", ", ".join(fixed))
+            space = SearchSpace({k: p for k, p in space.params.items() if k not in fixed})
+        if len(space) == 0:
+            raise ValueError(f"the search space is empty: set `{space_key}=...` or sweep a key on the command line")
+        space.validate_against(job_config)
+        resource = OmegaConf.select(config, settings.resource_key)
+        if not isinstance(resource, int) or resource < 1:
+            raise ValueError(f"hpo.resource_key={settings.resource_key!r} must name an integer >= 1 in the config, "
+                             f"found {resource!r}")
+        initial = None
+        if settings.initial_config:
+            initial = {key: OmegaConf.select(config, key) for key in space.names}
+        return cls(settings, space, forwarded, str(config.get("metric", "validation_error")), resource, initial)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {**self.settings.fingerprint(), "search_space": self.space.to_structured(), "metric": self.metric}
+
+
+class _Reporter:
+    """Prints a line per finished job and the best so far; keeps the summary files current."""
+
+    def __init__(self, plan: SweepPlan, sweep_dir: Path, checkpoints: JobOverrides) -> None:
+        self.plan = plan
+        self.sweep_dir = sweep_dir
+        self.checkpoints = checkpoints
+
+    def on_result(self, result: JobResult, record: TrialRecord, tuner: Tuner) -> None:
+        job = result.job
+        params = ", ".join(f"{k}={_short(v)}" for k, v in job.config.items())
+        if result.ok:
+            outcome = f"{self.plan.metric}={result.value:.4f}"
+        else:
+            outcome = f"{result.status.upper()}: {(result.error or '').strip().splitlines()[-1:] or ''}"
+        best = tuner.best
+        best_text = f"best {best.value:.4f} (trial {best.trial_id}, {best.resource} epochs)" if best else "no best yet"
+        log.info("trial %d [job %d, epochs %d->%d] %s -> %s (%.1f s) | %s", job.trial_id, job.job_idx,
+                 job.previous_resource, job.resource, params, outcome, result.finished - result.started, best_text)
+
+    def on_trial_end(self, record: TrialRecord, tuner: Tuner) -> None:
+        if not self.plan.settings.keep_checkpoints:
+            shutil.rmtree(self.checkpoints.checkpoint_dir(record.trial_id), ignore_errors=True)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+class HPOSweeperImpl(Sweeper):
+    def __init__(self, hpo_key: str = "hpo", search_space_key: str = "search_space") -> None:
+        self.hpo_key = hpo_key
+        self.search_space_key = search_space_key
+        self.config: DictConfig | None = None
+        self.launcher: Any = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+
+    def sweep(self, arguments: list[str]) -> SweepOutcome:
+        assert self.config is not None
+        plan = SweepPlan.build(self.config, arguments, self.hpo_key, self.search_space_key)
+        settings = plan.settings
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        journal = Journal(sweep_dir / JOURNAL_NAME)
+        resume = self._resume_log(journal, settings)
+
+        searcher = build_searcher(settings.searcher, plan.space, seed=settings.seed,
+                                  initial_config=plan.initial_config, **settings.searcher_options)
+        scheduler = build_scheduler(settings.scheduler, searcher, settings.n_trials, plan.max_resource,
+                                    **settings.scheduler_options)
+        overrides = JobOverrides(plan.forwarded, sweep_dir / "checkpoints", settings.resource_key,
+                                 settings.trial_timeout)
+        executor = self._executor(settings, overrides, ResultCollector(sweep_dir, plan.metric))
+        tuner = Tuner(
+            scheduler, executor, seed=settings.seed, mode=settings.mode, journal=journal, resume=resume,
+            fingerprint=plan.fingerprint(), max_failure_rate=settings.max_failure_rate,
+            max_retries=settings.max_retries, budget_seconds=settings.budget_seconds,
+            budget_epochs=settings.budget_epochs, callbacks=[_Reporter(plan, sweep_dir, overrides)],
+        )
+        log.info("hydra-hpo: %s search, %s scheduler, %d trials, %d workers, sweep dir %s", settings.searcher,
+                 settings.scheduler, settings.n_trials, settings.n_workers, sweep_dir)
+        outcome = tuner.run()
+        self._finish(outcome, plan, sweep_dir)
+        return outcome
+
+    def _resume_log(self, journal: Journal, settings: HPOSettings) -> ResumeLog | None:
+        if settings.resume:
+            if not journal.exists():
+                log.warning("hpo.resume=true but %s holds no journal: starting a new sweep", journal.path)
+                return None
+            return ResumeLog(journal.read())
+        if journal.exists():
+            raise JournalError(
+                f"{journal.path.parent} already holds a sweep journal: pass hpo.resume=true to continue that "
+                "sweep, or choose another hydra.sweep.dir"
+            )
+        return None
+
+    def _executor(self, settings: HPOSettings, overrides: JobOverrides, collect: ResultCollector):
+        sequential = type(self.launcher).__name__ == "BasicLauncher"
+        mode = settings.executor if settings.executor != "auto" else ("batch" if sequential else "async")
+        if mode == "async" and sequential:
+            raise ValueError("hpo.executor=async cannot drive hydra/launcher=basic: its jobs run in this process; "
+                             "use hydra/launcher=joblib or submitit_local")
+        if sequential:
+            log.info("hydra/launcher=basic runs jobs one after another in this process (batches of hpo.n_workers=%d); "
+                     "use hydra/launcher=joblib or submitit_local for parallel, asynchronous jobs", settings.n_workers)
+        if mode == "batch":
+            return HydraBatchExecutor(self.launcher, settings.n_workers, overrides, collect)
+        return HydraAsyncExecutor(self.launcher, settings.n_workers, overrides, collect, timeout=settings.trial_timeout)
+
+    def _finish(self, outcome: SweepOutcome, plan: SweepPlan, sweep_dir: Path) -> None:
+        summary = write_summary(outcome, sweep_dir, plan.metric, plan.settings.mode)
+        if outcome.best is not None:
+            best_path = sweep_dir / BEST_CONFIG
+            atomic_write_text(best_path, self._best_config_yaml(outcome, plan))
+            log.info("Best %s=%.4f (trial %d, %d epochs): %s", plan.metric, outcome.best.value, outcome.best.trial_id,
+                     outcome.best.resource, summary["best_params"])
+            log.info("Rerun it: python train.py --config-path %s --config-name %s", sweep_dir.resolve(),
+                     BEST_CONFIG.removesuffix(".yaml"))
+        log.info("Summary: %s, %s; %d trials, %d failed, %d epochs, utilization %.2f", sweep_dir / RESULTS_YAML,
+                 sweep_dir / TRIALS_CSV, len(outcome.trials), outcome.failures, outcome.epochs_total,
+                 outcome.utilization)
+        if outcome.fatal is not None:
+            raise outcome.fatal
+        if outcome.interrupted:
+            raise KeyboardInterrupt(f"sweep interrupted; resume with hpo.resume=true hydra.sweep.dir={sweep_dir}")
+        if outcome.best is None:
+            errors = [r.error for r in outcome.trials.values() if r.error]
+            raise RuntimeError(
+                f"all {len(outcome.trials)} trials failed; see {sweep_dir / TRIALS_CSV}. "
+                f"First error: {errors[0] if errors else 'unknown'}"
+            )
+
+    def _best_config_yaml(self, outcome: SweepOutcome, plan: SweepPlan) -> str:
+        assert self.config is not None and outcome.best is not None
+        best = outcome.trials[outcome.best.trial_id]
+        config = OmegaConf.create({k: v for k, v in OmegaConf.to_container(self.config, resolve=False).items()
+                                   if k != "hydra"})
+        for key, value in best.config.items():
+            OmegaConf.update(config, key, value, merge=False)
+        OmegaConf.update(config, plan.settings.resource_key, outcome.best.resource, merge=False)
+        config.seed = best.seed
+        header = (f"# Best configuration of sweep {Path(str(self.config.hydra.sweep.dir)).resolve()}\n"
+                  f"# {plan.metric}={outcome.best.value} (trial {best.trial_id}, {outcome.best.resource} epochs)\n"
+                  f"# Rerun: python train.py --config-path <this folder> --config-name best_config\n")
+        return header + OmegaConf.to_yaml(config)
