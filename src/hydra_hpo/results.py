@@ -37,7 +37,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def _fmt(value: Any) -> Any:
     if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.6g}"
+        return "" if math.isnan(value) else f"{value:.10g}"
     return "" if value is None else value
 
 

@@ -158,13 +158,15 @@ class Tuner:
                           resource=result.job.resource, clock=self.clock())
                 self._record(result)
         finally:
-            for trial_id in self.scheduler.finalize():
-                self._end_trial(trial_id)
-            for trial_id in list(self.trials):
-                self._end_trial(trial_id)
             if self.journal is not None:
-                self.journal.append("sweep_finished", reason=self._stop_reason or "done", clock=self.clock())
-                self.journal.close()
+                self.journal.close()  # anything unexpected (a kill) leaves the journal as it is, to resume from
+        for trial_id in self.scheduler.finalize():
+            self._end_trial(trial_id)
+        for trial_id in list(self.trials):
+            self._end_trial(trial_id)
+        if self.journal is not None:
+            self.journal.append("sweep_finished", reason=self._stop_reason or "done", clock=self.clock())
+            self.journal.close()
         return SweepOutcome(
             trials=self.trials,
             best=self.best,

@@ -1,0 +1,144 @@
+"""The trial runner behind ``train.py``: one Hydra job trains (or resumes) one trial and writes ``result.json``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from hydra_hpo.trial import COMPLETED, DIVERGED, FAILED, INTERRUPTED, TIMEOUT
+from hydra_hpo.training.callbacks import LAST_CHECKPOINT, CurveRecorder, Diverged, MetricMissing, TrialGuard, TrialTimeout
+from hydra_hpo.training.resultfile import write_result
+
+log = logging.getLogger(__name__)
+
+
+def job_output_dir() -> Path:
+    """The Hydra job's ``runtime.output_dir`` when Hydra runs this job, else the working directory."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(os.getcwd())
+
+
+def make_trainer(trainer_cfg: DictConfig, callbacks: list[L.Callback]) -> L.Trainer:
+    """Instantiate ``cfg.trainer`` with its own ``callbacks`` plus ours.
+
+    ``enable_checkpointing: true`` in the config adds Lightning's default ``ModelCheckpoint``; Lightning itself
+    always gets ``enable_checkpointing=True`` because our recorder is a ``Checkpoint`` callback.
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    user_callbacks = list(instantiate(trainer_cfg.callbacks)) if trainer_cfg.get("callbacks") else []
+    if trainer_cfg.get("enable_checkpointing", False):
+        user_callbacks.append(ModelCheckpoint())
+    return instantiate(trainer_cfg, callbacks=[*user_callbacks, *callbacks], enable_checkpointing=True)
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    # Lightning announces the hardware and "max_epochs reached" at INFO for every Trainer: once per job.
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def _recorded_state(checkpoint: Path) -> dict[str, Any]:
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    return state.get("callbacks", {}).get(CurveRecorder("").state_key, {"curve": [], "epoch_seconds": []})
+
+
+def _result(cfg: DictConfig, recorder: CurveRecorder, status: str, error: str | None, seconds: float) -> dict:
+    curve = list(recorder.curve)
+    value = curve[-1] if curve and status == COMPLETED else math.nan
+    return {
+        "metric": cfg.metric,
+        "value": value,
+        "curve": curve,
+        "epoch_seconds": list(recorder.epoch_seconds),
+        "metrics": dict(recorder.epoch_metrics[-1]) if recorder.epoch_metrics else {},
+        "epochs": len(curve),
+        "epochs_trained": len(curve) - recorder.epochs_at_start,
+        "seconds": seconds,
+        "status": status,
+        "error": error,
+        "trial_id": cfg.trial.get("id"),
+        "seed": cfg.seed,
+        "checkpoint": str(recorder.checkpoint_dir / LAST_CHECKPOINT) if recorder.checkpoint_dir else None,
+    }
+
+
+def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard) -> None:
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    checkpoint = recorder.checkpoint_dir / LAST_CHECKPOINT if recorder.checkpoint_dir else None
+    resume = checkpoint if checkpoint is not None and checkpoint.is_file() else None
+    max_epochs = cfg.trainer.get("max_epochs")
+    if resume is not None and max_epochs is not None:
+        state = _recorded_state(resume)
+        if len(state["curve"]) >= max_epochs:  # this segment is already done: report it, train nothing
+            recorder.load_state_dict(state)
+            recorder.curve = recorder.curve[:max_epochs]
+            recorder.epoch_seconds = recorder.epoch_seconds[:max_epochs]
+            recorder.epoch_metrics = recorder.epoch_metrics[:max_epochs]
+            recorder.epochs_at_start = len(recorder.curve)
+            return
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model)
+    trainer = make_trainer(cfg.trainer, [guard, recorder])
+    trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+    if not recorder.curve:
+        raise MetricMissing(f"metric {cfg.metric!r} not produced: no training epoch finished")
+
+
+def train(cfg: DictConfig) -> float:
+    """Train one trial (segment) as configured, write ``result.json`` and return the metric's final value.
+
+    Resumes from ``<trial.checkpoint_dir>/last.ckpt`` when it exists and trains up to ``trainer.max_epochs``,
+    saving ``last.ckpt`` after every epoch. Returns NaN for a diverged run; raises (after writing the result)
+    when the run failed, timed out, or did not log ``cfg.metric``.
+    """
+    started = time.monotonic()
+    output_dir = job_output_dir()
+    checkpoint_dir = cfg.trial.get("checkpoint_dir")
+    recorder = CurveRecorder(cfg.metric, Path(checkpoint_dir).resolve() if checkpoint_dir else None)
+    guard = TrialGuard(timeout=cfg.trial.get("timeout"), started=started)
+
+    def report(status: str, error: BaseException | None = None) -> None:
+        message = None if error is None else f"{type(error).__name__}: {error}"
+        write_result(output_dir, _result(cfg, recorder, status, message, recorder.job_seconds()))
+
+    try:
+        with _quiet_lightning():
+            _fit(cfg, recorder, guard)
+    except Diverged as error:
+        log.warning("trial %s diverged: %s", cfg.trial.get("id"), error)
+        report(DIVERGED, error)
+        return math.nan
+    except TrialTimeout as error:
+        report(TIMEOUT, error)
+        raise
+    except (KeyboardInterrupt, SystemExit) as error:
+        report(INTERRUPTED, error)
+        raise
+    except BaseException as error:
+        report(FAILED, error)
+        raise
+    report(COMPLETED)
+    return float(recorder.curve[-1])

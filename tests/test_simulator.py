@@ -1,0 +1,173 @@
+"""The simulated executor and simulate(): hand-computed schedules, determinism, budgets, artifacts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hydra_hpo.executors.simulator import Assignment, SimulatedExecutor
+from hydra_hpo.journal import Journal
+from hydra_hpo.schedulers import FIFOScheduler, SuccessiveHalvingScheduler
+from hydra_hpo.searchers.base import Searcher
+from hydra_hpo.simulate import simulate
+from hydra_hpo.space import Categorical, Float, SearchSpace
+from hydra_hpo.table import Table
+from hydra_hpo.trial import Job
+from hydra_hpo.tuner import Tuner
+
+# Four configurations, four epochs; seconds per epoch 1, 2, 0.5, 3 (binary fractions: exact sums).
+TINY_SPACE = SearchSpace([Categorical("id", (0, 1, 2, 3))])
+TINY = Table(
+    [{"id": 0}, {"id": 1}, {"id": 2}, {"id": 3}],
+    [[0.5, 0.4, 0.3, 0.2], [0.6, 0.5, 0.45, 0.4], [0.3, 0.25, 0.2, 0.1], [0.9, 0.8, 0.7, 0.6]],
+    [[1, 2, 3, 4], [2, 4, 6, 8], [0.5, 1, 1.5, 2], [3, 6, 9, 12]],
+)
+
+
+class ScriptedSearcher(Searcher):
+    """Suggests the ids 0, 1, 2, 3 in order."""
+
+    def __init__(self) -> None:
+        super().__init__(TINY_SPACE)
+        self._next = 0
+
+    def suggest(self):
+        if self._next >= 4:
+            return None
+        self._next += 1
+        return {"id": self._next - 1}
+
+
+def run_tiny(scheduler) -> tuple[SimulatedExecutor, object]:
+    executor = SimulatedExecutor(TINY, TINY_SPACE, n_workers=2)
+    outcome = Tuner(scheduler, executor).run()
+    return executor, outcome
+
+
+def test_fifo_schedule_on_two_workers():
+    executor, outcome = run_tiny(FIFOScheduler(ScriptedSearcher(), n_trials=4, max_resource=4))
+    # t=0: trials 0 (4 s) and 1 (8 s) start; t=4: trial 0 ends, trial 2 (2 s) takes worker 0;
+    # t=6: trial 2 ends, trial 3 (12 s) takes worker 0; trial 1 ends at 8, trial 3 at 18.
+    assert executor.assignments == [
+        Assignment(0, 0, 0, 0.0, 4.0),
+        Assignment(1, 1, 1, 0.0, 8.0),
+        Assignment(2, 2, 0, 4.0, 6.0),
+        Assignment(3, 3, 0, 6.0, 18.0),
+    ]
+    assert outcome.wallclock == 18.0
+    assert outcome.incumbent_trace == [(4.0, 0.2), (6.0, 0.1), (8.0, 0.1), (18.0, 0.1)]
+    assert outcome.best.trial_id == 2
+    assert outcome.trials[1].curve == [0.6, 0.5, 0.45, 0.4]
+    assert outcome.busy_seconds == 4 + 8 + 2 + 12
+
+
+def test_successive_halving_promotions_pay_only_the_extra_epochs():
+    scheduler = SuccessiveHalvingScheduler(ScriptedSearcher(), n_trials=4, r_min=1, r_max=4, eta=2)
+    executor, outcome = run_tiny(scheduler)
+    # rung 1 epoch: 0 [0,1] 1 [0,2] 2 [1,1.5] 3 [1.5,4.5]; worker 1 waits at the barrier from t=2.
+    # best two at epoch 1: trials 2 (0.3) and 0 (0.5); their 2nd epoch costs 0.5 s and 1 s.
+    # best of those at epoch 2: trial 2 (0.25); epochs 3-4 cost it 2 - 1 = 1 s.
+    assert executor.assignments == [
+        Assignment(0, 0, 0, 0.0, 1.0),
+        Assignment(1, 1, 1, 0.0, 2.0),
+        Assignment(2, 2, 0, 1.0, 1.5),
+        Assignment(3, 3, 0, 1.5, 4.5),
+        Assignment(4, 2, 0, 4.5, 5.0),
+        Assignment(5, 0, 1, 4.5, 5.5),
+        Assignment(6, 2, 0, 5.5, 6.5),
+    ]
+    assert outcome.epochs_total == 4 + 2 + 2
+    assert outcome.best.value == 0.1 and outcome.best.resource == 4
+    assert [s.seconds for s in outcome.trials[2].segments] == [0.5, 0.5, 1.0]
+    assert outcome.trials[2].curve == [0.3, 0.25, 0.2, 0.1]
+
+
+def test_simultaneous_finishes_come_back_together_in_job_order():
+    executor = SimulatedExecutor(TINY, TINY_SPACE, n_workers=3)
+    executor.submit(Job(0, {"id": 1}, resource=1, job_idx=5))  # 2 s
+    executor.submit(Job(1, {"id": 0}, resource=2, job_idx=4))  # 2 s
+    executor.submit(Job(2, {"id": 2}, resource=1, job_idx=6))  # 0.5 s
+    assert [r.job.job_idx for r in executor.wait()] == [6]
+    assert [r.job.job_idx for r in executor.wait()] == [4, 5]
+    assert executor.clock() == 2.0 and executor.num_running() == 0
+
+
+def test_resource_beyond_the_table_names_r_max():
+    executor = SimulatedExecutor(TINY, TINY_SPACE, n_workers=1)
+    with pytest.raises(ValueError, match=r"resource 5 epochs.*E=4.*hpo.r_max"):
+        executor.submit(Job(0, {"id": 0}, resource=5))
+    with pytest.raises(ValueError, match=r"hpo.r_max=8 exceeds the 4 epochs"):
+        simulate({"scheduler": "asha", "r_min": 1, "r_max": 8, "eta": 2}, TINY_SPACE, TINY, n_trials=4)
+
+
+# A larger synthetic table over a continuous space for the end-to-end tests.
+X_SPACE = SearchSpace([Float("x", 0.0, 1.0)])
+
+
+def synthetic_table(rows: int = 40, epochs: int = 8) -> Table:
+    xs = np.linspace(0.0, 1.0, rows)
+    errors = [[(x - 0.3) ** 2 + 1.0 / e for e in range(1, epochs + 1)] for x in xs]
+    elapsed = [[(1.0 + x) * e for e in range(1, epochs + 1)] for x in xs]
+    return Table([{"x": float(x)} for x in xs], errors, elapsed)
+
+
+ASHA = {"searcher": "random", "scheduler": "asha", "type": "promotion", "r_min": 1, "eta": 2, "n_trials": 30}
+
+
+def events(path):
+    return Journal(path).read()
+
+
+def test_same_seed_same_sweep_and_another_seed_differs(tmp_path):
+    table = synthetic_table()
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        simulate(ASHA, X_SPACE, table, n_workers=3, seed=seed, output_dir=tmp_path / name)
+    assert events(tmp_path / "a" / "journal.jsonl") == events(tmp_path / "b" / "journal.jsonl")
+    assert events(tmp_path / "a" / "journal.jsonl") != events(tmp_path / "c" / "journal.jsonl")
+
+
+def test_artifacts_are_written(tmp_path):
+    outcome = simulate(ASHA, X_SPACE, synthetic_table(), n_workers=2, seed=0, output_dir=tmp_path, plots=True)
+    for name in ("journal.jsonl", "trials.csv", "optimization_results.yaml", "incumbent.png", "curves.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    finished = [e for e in events(tmp_path / "journal.jsonl") if e["event"] == "segment_finished"]
+    assert len(finished) == len(outcome.extra["assignments"])
+    assert max(e["finished"] for e in finished) == outcome.wallclock  # simulated seconds
+    text = (tmp_path / "optimization_results.yaml").read_text()
+    assert "clock: simulated" in text and f"best_value: {outcome.best.value}" in text
+    assert "assignments" not in text
+    assert len((tmp_path / "trials.csv").read_text().splitlines()) == len(outcome.trials) + 1
+
+
+def test_no_plots_unless_asked(tmp_path):
+    simulate(ASHA, X_SPACE, synthetic_table(), n_workers=2, output_dir=tmp_path)
+    assert (tmp_path / "trials.csv").exists() and not (tmp_path / "incumbent.png").exists()
+
+
+def test_budget_in_trials_seconds_and_epochs():
+    table = synthetic_table()
+    fifo = {"searcher": "random", "scheduler": "fifo"}
+    assert len(simulate(fifo, X_SPACE, table, n_workers=2, n_trials=5).trials) == 5
+
+    unbounded = 10**6
+    timed = simulate(fifo, X_SPACE, table, n_workers=2, n_trials=unbounded, budget_seconds=50.0)
+    starts = [a.start for a in timed.extra["assignments"]]
+    assert max(starts) < 50.0 and timed.wallclock >= 50.0  # nothing starts after the budget; running jobs end
+    assert 4 <= len(timed.trials) <= 2 * 50 / 8 + 2
+    assert "time budget" in timed.stop_reason
+
+    epochs = simulate(ASHA, X_SPACE, table, n_workers=2, n_trials=unbounded, budget_epochs=20)
+    assert 20 <= epochs.epochs_total < 20 + 2 * table.epochs
+    assert "epochs" in epochs.stop_reason
+
+
+def test_one_thousand_random_trials_are_fast():
+    import time
+
+    table = synthetic_table(rows=300, epochs=20)
+    start = time.perf_counter()
+    outcome = simulate({"searcher": "random", "scheduler": "fifo"}, X_SPACE, table, n_workers=4, n_trials=1000)
+    assert len(outcome.trials) == 1000
+    assert time.perf_counter() - start < 5.0
