@@ -60,7 +60,7 @@ def trials_table(outcome: SweepOutcome) -> str:
             trial_id, *[_fmt(record.config.get(name)) for name in param_names], record.status,
             _fmt(record.value), record.resource, _fmt(record.seconds), _fmt(started), _fmt(finished),
             " ".join(str(s.job_idx) for s in record.segments), record.seed,
-            record.error.strip().splitlines()[-1] if record.error else "",
+            record.error.strip().splitlines()[0] if record.error else "",
         ])
     return buffer.getvalue()
 

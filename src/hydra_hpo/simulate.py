@@ -96,6 +96,8 @@ def simulate(
     outcome = tuner.run()
     outcome.extra.update({"clock": "simulated", "table": str(table.path) if table.path else None,
                           "searcher": settings.searcher, "scheduler": settings.scheduler})
+    if outcome.best is not None:  # the recorded row that stood in for the best configuration
+        outcome.extra["best_table_row"] = table.lookup_index(outcome.trials[outcome.best.trial_id].config, space)
     if output_dir is not None:
         write_summary(outcome, output_dir, METRIC, settings.mode, plots=plots)
     # where and when each job ran; for tests and benchmarks, added after the summary files are written

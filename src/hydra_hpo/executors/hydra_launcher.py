@@ -36,8 +36,10 @@ class _Clock:
 class HydraBatchExecutor(Executor):
     """Queues submitted jobs and launches them together when ``wait`` is called."""
 
-    def __init__(self, launcher: Any, n_workers: int, overrides: OverridesFn, collect: CollectFn) -> None:
+    def __init__(self, launcher: Any, n_workers: int, overrides: OverridesFn, collect: CollectFn,
+                 sequential: bool = True) -> None:
         super().__init__(n_workers)
+        self.sequential = sequential  # the launcher runs a batch's jobs one after the other
         self.launcher = launcher
         self.overrides = overrides
         self.collect = collect
@@ -63,10 +65,13 @@ class HydraBatchExecutor(Executor):
             except Exception as exc:  # the launcher failed the whole batch
                 returns, error = [None] * len(run), exc
             finished = self.clock()
-            # Jobs of a batch run one after the other here; spread the batch's time evenly as an estimate.
-            step = (finished - started) / max(1, len(run))
             for i, (job, ret) in enumerate(zip(run, returns)):
-                results.append(self.collect(job, ret, error, started + i * step, started + (i + 1) * step))
+                if self.sequential:  # one after the other: spread the batch's time evenly as an estimate
+                    step = (finished - started) / len(run)
+                    span = (started + i * step, started + (i + 1) * step)
+                else:  # in parallel: each job holds its worker until the batch's barrier
+                    span = (started, finished)
+                results.append(self.collect(job, ret, error, *span))
         self._pending = []
         return results
 

@@ -164,7 +164,7 @@ class HPOSweeperImpl(Sweeper):
             log.info("hydra/launcher=basic runs jobs one after another in this process (batches of hpo.n_workers=%d); "
                      "use hydra/launcher=joblib or submitit_local for parallel, asynchronous jobs", settings.n_workers)
         if mode == "batch":
-            return HydraBatchExecutor(self.launcher, settings.n_workers, overrides, collect)
+            return HydraBatchExecutor(self.launcher, settings.n_workers, overrides, collect, sequential=sequential)
         return HydraAsyncExecutor(self.launcher, settings.n_workers, overrides, collect, timeout=settings.trial_timeout)
 
     def _finish(self, outcome: SweepOutcome, plan: SweepPlan, sweep_dir: Path) -> None:
