@@ -68,3 +68,35 @@ def test_failed_and_killed_jobs_are_recorded(tmp_path, launcher):
         assert ",completed," in rows[4] or "TerminatedWorkerError" in rows[4], rows
     else:
         assert ",completed," in rows[4], rows
+
+
+def test_hung_job_is_abandoned_after_the_trial_timeout(tmp_path):
+    run_stub(tmp_path, *LAUNCHERS["submitit_local"], "hpo.n_workers=2", "hpo.n_trials=4", "+behaviour.1=hang",
+             "+hang_seconds=25", "hpo.trial_timeout=1")
+    rows = {int(r.split(",")[0]): r for r in (tmp_path / "trials.csv").read_text().splitlines()[1:]}
+    assert ",timeout," in rows[1] and "hpo.trial_timeout=1" in rows[1]
+    assert all(",completed," in rows[t] for t in (0, 2, 3)), rows
+
+
+def test_ctrl_c_marks_jobs_interrupted_writes_the_summary_and_resumes(tmp_path):
+    import os
+    import signal
+    import time
+
+    cmd = [sys.executable, str(STUB), "-m", f"hydra.sweep.dir={tmp_path}", *LAUNCHERS["joblib"],
+           "hpo.n_workers=2", "hpo.n_trials=6", "sleep=[4.0]"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    journal = tmp_path / "journal.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (journal.exists() and journal.read_text().count("segment_started") >= 2):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, out[-2000:]
+    rows = (tmp_path / "trials.csv").read_text().splitlines()[1:]
+    assert rows and all(",interrupted," in r for r in rows), rows
+    assert "segment_interrupted" in journal.read_text()
+    run_stub(tmp_path, *LAUNCHERS["joblib"], "hpo.n_workers=2", "hpo.n_trials=6", "sleep=[0.2]", "hpo.resume=true")
+    rows = (tmp_path / "trials.csv").read_text().splitlines()[1:]
+    assert len(rows) == 6 and all(",completed," in r for r in rows), rows

@@ -27,7 +27,7 @@ def main(cfg: DictConfig) -> float:
     if what == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     if what == "hang":
-        time.sleep(600)
+        time.sleep(float(cfg.get("hang_seconds", 20)))
     sleeps = list(cfg.sleep) if cfg.sleep else [0.0]
     time.sleep(float(sleeps[trial % len(sleeps)]) if trial >= 0 else 0.0)
     value = float("nan") if what == "diverge" else (cfg.x - 0.3) ** 2 + (0.1 if cfg.act == "tanh" else 0.0)

@@ -101,14 +101,15 @@ class HydraAsyncExecutor(Executor):
         overrides: OverridesFn,
         collect: CollectFn,
         timeout: float | None = None,
-        grace: float = 30.0,
+        grace: float | None = None,
     ) -> None:
         super().__init__(n_workers)
         self.launcher = launcher
         self.overrides = overrides
         self.collect = collect
         self.timeout = timeout
-        self.grace = grace
+        # A job normally stops itself at its timeout; the grace covers its start-up and shutdown.
+        self.grace = grace if grace is not None else 10.0 + 0.2 * (timeout or 0.0)
         self._clock = _Clock()
         self._done: queue.Queue = queue.Queue()
         self._running: dict[int, tuple[Job, float]] = {}
