@@ -1,0 +1,126 @@
+"""End-to-end sweeps of the real training path on digits, as a user runs them (subprocesses, slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def train(*args: str, cwd: Path, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def job_results(sweep_dir: Path) -> dict[int, dict]:
+    return {int(p.parent.name): json.loads(p.read_text()) for p in sweep_dir.glob("[0-9]*/result.json")}
+
+
+def test_random_sweep_on_digits_and_rerun_of_the_best(tmp_path):
+    sweep = tmp_path / "sweep"
+    train("-m", "hpo=random", "hpo.n_trials=4", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    results = job_results(sweep)
+    assert sorted(results) == [0, 1, 2, 3]
+    for res in results.values():
+        assert res["status"] == "completed" and res["metric"] == "validation_error"
+        assert 0.0 <= res["value"] <= 1.0 and len(res["curve"]) == 1 and res["epochs_trained"] == 1
+    summary = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert summary.n_trials == 4 and summary.n_failures == 0
+    assert summary.best_value == pytest.approx(min(r["value"] for r in results.values()))
+    assert len((sweep / "trials.csv").read_text().splitlines()) == 5
+    for name in ("journal.jsonl", "incumbent.png", "curves.png", "best_config.yaml"):
+        assert (sweep / name).exists(), name
+    # the best configuration runs again unchanged, with the trial's seed: same validation error
+    rerun = tmp_path / "rerun"
+    train("--config-path", str(sweep), "--config-name", "best_config", f"hydra.run.dir={rerun}", cwd=tmp_path)
+    again = json.loads((rerun / "result.json").read_text())
+    assert again["value"] == pytest.approx(summary.best_value, abs=1e-6)
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_random_sweep_with_parallel_launchers(tmp_path, launcher):
+    extra = ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else ["hydra.launcher.timeout_min=10"]
+    train("-m", "hpo=random", "hpo.n_trials=4", "hpo.n_workers=2", "trainer.max_epochs=1", f"hydra/launcher={launcher}",
+          *extra, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    results = job_results(tmp_path / "sweep")
+    assert len(results) == 4 and all(r["status"] == "completed" for r in results.values())
+    assert OmegaConf.load(tmp_path / "sweep" / "optimization_results.yaml").n_trials == 4
+
+
+def test_successive_halving_resumes_promoted_trials_from_checkpoints(tmp_path):
+    sweep = tmp_path / "sweep"
+    # d2l's rungs 2, 4, 8, 10 (r_min=2, eta=2, r_max=trainer.max_epochs=10); one round of 8 configurations
+    train("-m", "hpo=successive_halving", "hpo.n_trials=8", "trainer=fast", "trainer.max_epochs=10",
+          f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    results = job_results(sweep)
+    trained = sum(r["epochs_trained"] for r in results.values())
+    assert trained == 16 + 8 + 8 + 2 == 34  # retraining promoted trials from scratch: 16 + 16 + 16 + 10 = 58
+    assert OmegaConf.load(sweep / "optimization_results.yaml").epochs_total == 34
+    by_trial: dict[int, list[dict]] = {}
+    for _, res in sorted(results.items()):
+        by_trial.setdefault(res["trial_id"], []).append(res)
+    assert sorted(len(v) for v in by_trial.values()) == [1, 1, 1, 1, 2, 2, 3, 4]
+    for segments in by_trial.values():
+        for earlier, later in zip(segments, segments[1:]):
+            # a promoted trial's curve continues its earlier epochs
+            assert later["curve"][: len(earlier["curve"])] == earlier["curve"]
+            assert later["epochs_trained"] == len(later["curve"]) - len(earlier["curve"])
+    # checkpoints of trials that ended are deleted
+    assert not any((sweep / "checkpoints").glob("trial_*/*.ckpt"))
+
+
+def _final_state(sweep: Path) -> tuple[dict, float]:
+    rows = (sweep / "trials.csv").read_text().splitlines()[1:]
+    summary = OmegaConf.load(sweep / "optimization_results.yaml")
+    return {int(r.split(",")[0]): r for r in rows}, summary.best_value
+
+
+def test_sweep_killed_at_random_moments_resumes_without_redoing_work(tmp_path):
+    args = ["-m", "hpo=successive_halving", "hpo.n_trials=4", "hpo.r_min=1", "hpo.eta=2", "trainer=fast",
+            "trainer.max_epochs=4", "hpo.n_workers=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    reference = tmp_path / "reference"
+    train(*args, f"hydra.sweep.dir={reference}", cwd=tmp_path)
+    ref_rows, ref_best = _final_state(reference)
+
+    sweep = tmp_path / "killed"
+    rng = random.Random(1234)
+    kills = 0
+    for attempt in range(3):
+        cmd = [sys.executable, str(ROOT / "train.py"), *args, f"hydra.sweep.dir={sweep}"]
+        if attempt:
+            cmd.append("hpo.resume=true")
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        time.sleep(rng.uniform(4.0, 14.0))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the sweeper and its job processes, as an OOM kill or preemption
+            kills += 1
+        proc.wait()
+    train(*args, f"hydra.sweep.dir={sweep}", "hpo.resume=true", cwd=tmp_path)
+    assert kills >= 1
+    rows, best = _final_state(sweep)
+    assert sorted(rows) == sorted(ref_rows) == [0, 1, 2, 3]  # every trial exactly once
+    assert best == pytest.approx(ref_best, abs=1e-6)
+    # no finished segment was trained twice: the epochs trained by completed jobs add up to the reference's
+    done = [r for r in job_results(sweep).values() if r["status"] == "completed"]
+    ref_done = [r for r in job_results(reference).values() if r["status"] == "completed"]
+    # (a killed job's finished epochs are in its checkpoint; the rerun trains only the rest)
+    assert sum(r["epochs_trained"] for r in done) <= sum(r["epochs_trained"] for r in ref_done)
+    finished = [json.loads(line) for line in (sweep / "journal.jsonl").read_text().splitlines()
+                if '"segment_finished"' in line]
+    keys = [(e["trial_id"], e["resource"]) for e in finished if e["status"] == "completed"]
+    assert len(keys) == len(set(keys))
