@@ -124,3 +124,13 @@ def test_sweep_killed_at_random_moments_resumes_without_redoing_work(tmp_path):
                 if '"segment_finished"' in line]
     keys = [(e["trial_id"], e["resource"]) for e in finished if e["status"] == "completed"]
     assert len(keys) == len(set(keys))
+
+
+def test_a_metric_the_run_does_not_produce_stops_the_sweep_at_the_first_result(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = train("-m", "hpo.n_trials=3", "trainer=fast", "metric=val_acc", f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+                 check=False)
+    assert proc.returncode != 0
+    assert "'val_acc' not produced" in proc.stderr and "validation_error" in proc.stderr, proc.stderr[-2000:]
+    assert len(job_results(sweep)) == 1  # detected at the first result: no further job started
+    assert (sweep / "trials.csv").exists()  # what was computed is kept

@@ -124,3 +124,12 @@ def test_resume_continues_numbering_and_total(tmp_path, monkeypatch):
     rows = read_trials(tmp_path)
     assert len(rows) == 5  # n_trials is the total for the sweep
     assert sorted(int(r["jobs"]) for r in rows) == list(range(5))
+
+
+def test_resume_with_a_different_search_space_is_refused(tmp_path, monkeypatch, capsys):
+    run_sweep(tmp_path, "hpo.n_trials=2", monkeypatch=monkeypatch)
+    GlobalHydra.instance().clear()
+    with pytest.raises(SystemExit):
+        run_sweep(tmp_path, "hpo.n_trials=2", "hpo.resume=true", "x=interval(0.5,1.0)", monkeypatch=monkeypatch)
+    err = capsys.readouterr().err
+    assert "another sweep's journal" in err and "search_space" in err

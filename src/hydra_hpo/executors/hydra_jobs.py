@@ -90,11 +90,10 @@ class ResultCollector:
         if data is not None:
             metrics = {k: float(v) for k, v in (data.get("metrics") or {}).items() if isinstance(v, (int, float))}
             status = data.get("status", FAILED)
-            if status != COMPLETED and self.metric not in metrics and "not produced" in (data.get("error") or ""):
-                raise FatalSweepError(
-                    f"metric {self.metric!r} is not produced by the run (trial {job.trial_id}, job dir {out}); "
-                    f"the run logs: {sorted(metrics)}. Set `metric=` to one of them."
-                )
+            error_text = data.get("error") or ""
+            if status != COMPLETED and self.metric not in metrics and "not produced" in error_text:
+                raise FatalSweepError(f"{error_text} (trial {job.trial_id}, job dir {out}); set `metric=` to one "
+                                      "of the metrics the run logs")
             value = data.get("value")
             value = float(value) if value is not None else (math.nan if status == DIVERGED else None)
             return JobResult(status=status, value=value, curve=[_num(v) for v in data.get("curve") or []],
