@@ -58,9 +58,11 @@ class CurveRecorder(Checkpoint):
         self.epochs_at_start = 0
         self._epoch_started: float | None = None
 
+    STATE_KEY = "hydra_hpo.CurveRecorder"
+
     @property
     def state_key(self) -> str:
-        return "hydra_hpo.CurveRecorder"
+        return self.STATE_KEY
 
     def state_dict(self) -> dict[str, Any]:
         return {

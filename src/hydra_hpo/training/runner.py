@@ -47,7 +47,8 @@ def make_trainer(trainer_cfg: DictConfig, callbacks: list[L.Callback]) -> L.Trai
 
 
 @contextlib.contextmanager
-def _quiet_lightning() -> Iterator[None]:
+def quiet_lightning() -> Iterator[None]:
+    """Lower Lightning's INFO chatter to WARNING for the duration."""
     # Lightning announces the hardware and "max_epochs reached" at INFO for every Trainer: once per job.
     loggers = [logging.getLogger(name) for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch")]
     levels = [logger.level for logger in loggers]
@@ -62,7 +63,7 @@ def _quiet_lightning() -> Iterator[None]:
 
 def _recorded_state(checkpoint: Path) -> dict[str, Any]:
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    return state.get("callbacks", {}).get(CurveRecorder("").state_key, {"curve": [], "epoch_seconds": []})
+    return state.get("callbacks", {}).get(CurveRecorder.STATE_KEY, {"curve": [], "epoch_seconds": []})
 
 
 def _result(cfg: DictConfig, recorder: CurveRecorder, status: str, error: str | None, seconds: float) -> dict:
@@ -86,6 +87,9 @@ def _result(cfg: DictConfig, recorder: CurveRecorder, status: str, error: str | 
 
 
 def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard) -> None:
+    threads = cfg.get("threads")
+    if threads:  # intra-op threads; 1 suits tiny models and parallel workers (oversubscribed cores crawl)
+        torch.set_num_threads(int(threads))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     checkpoint = recorder.checkpoint_dir / LAST_CHECKPOINT if recorder.checkpoint_dir else None
     resume = checkpoint if checkpoint is not None and checkpoint.is_file() else None
@@ -125,7 +129,7 @@ def train(cfg: DictConfig) -> float:
         write_result(output_dir, _result(cfg, recorder, status, message, recorder.job_seconds()))
 
     try:
-        with _quiet_lightning():
+        with quiet_lightning():
             _fit(cfg, recorder, guard)
     except Diverged as error:
         log.warning("trial %s diverged: %s", cfg.trial.get("id"), error)
