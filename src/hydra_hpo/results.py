@@ -6,33 +6,16 @@ import csv
 import io
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from hydra_hpo.atomic import atomic_write_text
 from hydra_hpo.tuner import SweepOutcome
 
 TRIALS_CSV = "trials.csv"
 RESULTS_YAML = "optimization_results.yaml"
 INCUMBENT_PNG = "incumbent.png"
 CURVES_PNG = "curves.png"
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` so readers never see a half-written file (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _fmt(value: Any) -> Any:

@@ -17,7 +17,8 @@ from hydra_hpo.executors.hydra_jobs import JobOverrides, ResultCollector, overri
 from hydra_hpo.executors.hydra_launcher import HydraAsyncExecutor, HydraBatchExecutor
 from hydra_hpo.journal import JOURNAL_NAME, Journal, JournalError
 from hydra_hpo.records import TrialRecord
-from hydra_hpo.results import RESULTS_YAML, TRIALS_CSV, atomic_write_text, write_summary
+from hydra_hpo.atomic import atomic_write_text
+from hydra_hpo.results import RESULTS_YAML, TRIALS_CSV, write_summary
 from hydra_hpo.resume import ResumeLog
 from hydra_hpo.schedulers import build_scheduler
 from hydra_hpo.searchers import build_searcher
