@@ -134,3 +134,22 @@ def test_a_metric_the_run_does_not_produce_stops_the_sweep_at_the_first_result(t
     assert "'val_acc' not produced" in proc.stderr and "validation_error" in proc.stderr, proc.stderr[-2000:]
     assert len(job_results(sweep)) == 1  # detected at the first result: no further job started
     assert (sweep / "trials.csv").exists()  # what was computed is kept
+
+
+def test_asha_with_joblib_promotes_trials_that_continue_their_curves(tmp_path):
+    sweep = tmp_path / "sweep"
+    train("-m", "hpo=asha", "hpo.n_trials=6", "hpo.n_workers=2", "hpo.r_min=1", "hpo.eta=2", "trainer=fast",
+          "trainer.max_epochs=4", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}",
+          cwd=tmp_path)
+    results = job_results(sweep)
+    summary = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert summary.n_trials == 6 and summary.n_failures == 0
+    assert sum(r["epochs_trained"] for r in results.values()) == summary.epochs_total
+    by_trial: dict[int, list[dict]] = {}
+    for _, res in sorted(results.items()):
+        by_trial.setdefault(res["trial_id"], []).append(res)
+    promoted = [segments for segments in by_trial.values() if len(segments) > 1]
+    assert promoted, "ASHA promoted nothing"
+    for segments in promoted:
+        for earlier, later in zip(segments, segments[1:]):
+            assert later["curve"][: len(earlier["curve"])] == earlier["curve"]

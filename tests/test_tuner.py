@@ -185,3 +185,17 @@ def test_resume_with_a_different_seed_is_refused(tmp_path):
     other, _ = make_tuner(n_trials=3, seed=1, journal=Journal(path), resume=log)
     with pytest.raises(JournalError, match="trial 0 was recorded"):
         other.run()
+
+
+@pytest.mark.parametrize("searcher_name", ["random", "grid", "sobol"])
+@pytest.mark.parametrize("scheduler_name", ["fifo", "successive_halving", "hyperband", "asha"])
+def test_every_searcher_plugs_into_every_scheduler(searcher_name, scheduler_name):
+    space = SearchSpace({"x": Float("x", 0.0, 1.0)})
+    searcher = build_searcher(searcher_name, space, seed=1)
+    options = {} if scheduler_name == "fifo" else {"r_min": 1, "eta": 2}
+    scheduler = build_scheduler(scheduler_name, searcher, 5, 4, **options)
+    outcome = Tuner(scheduler, FakeExecutor(2), seed=1).run()
+    assert len(outcome.trials) == 5
+    assert all(space.contains(record.config) for record in outcome.trials.values())
+    assert outcome.best is not None and outcome.best.value == min(
+        s.value for r in outcome.trials.values() for s in r.segments if s.value is not None)
