@@ -133,3 +133,11 @@ def test_resume_with_a_different_search_space_is_refused(tmp_path, monkeypatch, 
         run_sweep(tmp_path, "hpo.n_trials=2", "hpo.resume=true", "x=interval(0.5,1.0)", monkeypatch=monkeypatch)
     err = capsys.readouterr().err
     assert "another sweep's journal" in err and "search_space" in err
+
+
+def test_grid_search_through_the_sweeper_runs_every_combination_once(tmp_path, monkeypatch):
+    run_sweep(tmp_path, "hpo.searcher=grid", "+hpo.searcher_options.num_points=3", "hpo.n_trials=100",
+              monkeypatch=monkeypatch)
+    rows = read_trials(tmp_path)
+    assert sorted((float(r["x"]), r["act"]) for r in rows) == sorted(
+        (x, a) for x in (0.0, 0.5, 1.0) for a in ("relu", "tanh"))
