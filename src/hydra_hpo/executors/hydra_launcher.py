@@ -10,6 +10,7 @@ submitit, Ray) up to ``n_workers`` jobs overlap and each finished one is handed 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -26,11 +27,21 @@ CollectFn = Callable[[Job, Any, BaseException | None, float, float], JobResult]
 
 
 class _Clock:
+    """Seconds since the executor started (wall-clock, so file modification times convert to it)."""
+
     def __init__(self) -> None:
-        self._t0 = time.monotonic()
+        self.t0 = time.time()
 
     def __call__(self) -> float:
-        return time.monotonic() - self._t0
+        return time.time() - self.t0
+
+
+def _last_write(directory: str | None) -> float | None:
+    """When a job last wrote a file into its output directory (its result, its log): about when it ended."""
+    if not directory or not os.path.isdir(directory):
+        return None
+    times = [entry.stat().st_mtime for entry in os.scandir(directory) if entry.is_file()]
+    return max(times, default=None)
 
 
 class HydraBatchExecutor(Executor):
@@ -69,9 +80,14 @@ class HydraBatchExecutor(Executor):
                 if self.sequential:  # one after the other: spread the batch's time evenly as an estimate
                     step = (finished - started) / len(run)
                     span = (started + i * step, started + (i + 1) * step)
-                else:  # in parallel: each job holds its worker until the batch's barrier
-                    span = (started, finished)
-                results.append(self.collect(job, ret, error, *span))
+                    results.append(self.collect(job, ret, error, *span))
+                    continue
+                # In parallel: a job's worker is busy until the job ends, then idles at the batch's barrier.
+                result = self.collect(job, ret, error, started, finished)
+                ended = _last_write(result.output_dir)
+                if ended is not None:
+                    result.finished = min(finished, max(started, ended - self._clock.t0))
+                results.append(result)
         self._pending = []
         return results
 
