@@ -171,3 +171,36 @@ def test_one_thousand_random_trials_are_fast():
     outcome = simulate({"searcher": "random", "scheduler": "fifo"}, X_SPACE, table, n_workers=4, n_trials=1000)
     assert len(outcome.trials) == 1000
     assert time.perf_counter() - start < 5.0
+
+
+@pytest.mark.slow
+def test_command_line_writes_the_summary(tmp_path):
+    import subprocess
+    import sys
+
+    table_path = tmp_path / "table.jsonl"
+    table = synthetic_table(rows=10, epochs=4)
+    table_path.write_text("".join(
+        json.dumps({"config": {"model.lr": 1e-5 * 10 ** (i / 3)}, "val_error": list(table.val_error[i]),
+                    "elapsed": list(table.elapsed[i])}) + "\n" for i in range(len(table))
+    ))
+    out = tmp_path / "out"
+    completed = subprocess.run(
+        [sys.executable, "-m", "hydra_hpo.simulate", "hpo=successive_halving", "search_space=softmax",
+         f"table={table_path}", "n_workers=3", "budget_trials=8", "hpo.r_min=1", f"output_dir={out}", "plots=false",
+         f"hydra.run.dir={tmp_path / 'hydra'}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "8 trials" in completed.stdout and "best validation_error=" in completed.stdout
+    text = (out / "optimization_results.yaml").read_text()
+    assert "n_trials: 8" in text and "scheduler: successive_halving" in text and "n_workers: 3" in text
+
+
+def test_simulate_config_composes_the_sweep_groups():
+    from hydra_hpo.simulate import compose
+
+    config = compose(["hpo=hyperband", "n_workers=3"])
+    assert config["hpo"]["scheduler"] == "hyperband" and config["hpo"]["eta"] == 3
+    assert config["n_workers"] == 3 and config["table"].endswith("mlp_digits.jsonl")
+    assert "model.lr" in config["search_space"]

@@ -1,0 +1,262 @@
+"""Compare every algorithm (ours and peers) on a recorded table with the same simulated clock and budget.
+
+    python benchmarks/compare.py --seeds 20 --workers 4
+    python benchmarks/compare.py --quick                 # 3 seeds
+    python benchmarks/compare.py --algorithms random,asha --seeds 50 --budget 300
+
+Each algorithm runs once per seed for ``--budget`` simulated seconds on ``--workers`` simulated workers.
+Ours go through the real tuner, searchers and schedulers (``hydra_hpo.simulate.simulate``) with the
+settings of ``conf/hpo/<name>.yaml``; peers (Optuna, Syne Tune; see peers.py) see the same table, lookup
+rule and clock. Definitions:
+
+- target q%: the q% quantile of the table's final (last-epoch) validation errors, i.e. as good as the best
+  q% of the recorded configurations after full training.
+- time to target: the first simulated second at which the incumbent (best validation error reported at
+  any epoch so far) is <= the target. "median" is the time by which half the seeds (ceil(n/2) of n)
+  reached it; "-" when fewer than half did within the budget.
+- hit rate: fraction of seeds that reached the target within the budget.
+- best at budget: the incumbent at the budget, mean (and standard error) over seeds.
+- trials: configurations started within the budget, mean over seeds.
+- headline: R = random search's median best at the budget; time for ASHA to reach R as a fraction of
+  the time random search needs to reach R (the same "median" as above). Target: <= 1/3.
+
+Prints a markdown table and writes it to benchmarks/results/compare.md, with the median incumbent against
+simulated time in benchmarks/results/compare.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # peers.py beside this script
+
+import peers  # noqa: E402
+
+from hydra_hpo.simulate import UNBOUNDED_TRIALS, compose, simulate  # noqa: E402
+from hydra_hpo.space import SearchSpace  # noqa: E402
+from hydra_hpo.table import Table  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+# our algorithms: Hydra overrides of conf/simulate.yaml's hpo group
+OURS: dict[str, list[str]] = {
+    "random": ["hpo=random"],
+    "sobol": ["hpo=sobol"],
+    "successive_halving": ["hpo=successive_halving"],
+    "hyperband": ["hpo=hyperband"],
+    "asha": ["hpo=asha"],
+    "asha_stopping": ["hpo=asha", "hpo.type=stopping"],
+}
+OPTUNA = ("optuna_tpe_hyperband", "optuna_random_sh")
+QUANTILES = (0.10, 0.05, 0.01)
+TRIALS_PER_WORKER = 30  # the automatic budget: random search gets about workers * this many trials
+
+
+@dataclass
+class Run:
+    trace: list[tuple[float, float]]  # (simulated seconds, incumbent), up to the budget
+    n_trials: int
+
+
+Runner = Callable[[int], Run]
+
+
+def best_at(trace: list[tuple[float, float]], when: float) -> float:
+    best = math.inf
+    for t, value in trace:
+        if t > when:
+            break
+        best = value
+    return best
+
+
+def time_to(trace: list[tuple[float, float]], target: float) -> float:
+    return next((t for t, value in trace if value <= target), math.inf)
+
+
+def half_time(times: list[float]) -> float:
+    """The time by which half the seeds (ceil(n/2)) got there; inf when fewer did."""
+    ordered = sorted(times)
+    return ordered[math.ceil(len(ordered) / 2) - 1]
+
+
+def our_runner(name: str, table: Table, space: SearchSpace, workers: int, budget: float) -> Runner:
+    hpo = compose(OURS[name])["hpo"]
+
+    def run(seed: int) -> Run:
+        outcome = simulate(hpo, space, table, n_workers=workers, seed=seed, budget_seconds=budget,
+                           n_trials=UNBOUNDED_TRIALS)
+        started = sum(1 for r in outcome.trials.values() if r.segments and r.segments[0].started < budget)
+        return Run([(t, v) for t, v in outcome.incumbent_trace if t <= budget], started)
+
+    return run
+
+
+def peer_runner(name: str, table: Table, space: SearchSpace, workers: int, budget: float) -> Runner:
+    function = peers.run_optuna if name in OPTUNA else peers.run_syne_tune
+
+    def run(seed: int) -> Run:
+        trace, n_trials = function(name, table, space, seed, workers, budget)
+        return Run(trace, n_trials)
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--table", type=Path, default=REPO / "benchmarks" / "tables" / "mlp_digits.jsonl")
+    parser.add_argument("--space", default="mlp", help="a conf/search_space option")
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--peer-seeds", type=int, default=None,
+                        help="seeds of the peers (default: --seeds); Optuna TPE takes about 80 s per seed")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--budget", type=float, default=None,
+                        help=f"simulated seconds; default: {TRIALS_PER_WORKER} mean full trainings per worker")
+    parser.add_argument("--algorithms", default=None, help="comma-separated; default: all available")
+    parser.add_argument("--quick", action="store_true", help="3 seeds")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    seeds = 3 if args.quick else args.seeds
+    peer_seeds = seeds if args.peer_seeds is None else (min(3, args.peer_seeds) if args.quick else args.peer_seeds)
+    logging.getLogger("hydra_hpo").setLevel(logging.ERROR)  # one "budget reached" warning per run
+
+    table = Table.load(args.table)
+    space = SearchSpace.from_structured(compose([f"search_space={args.space}"])["search_space"])
+    final = table.final_errors()
+    final = final[np.isfinite(final)]
+    full_time = float(np.mean(table.elapsed[:, -1]))
+    budget = args.budget or round(TRIALS_PER_WORKER * full_time, -1)
+    targets = {q: float(np.quantile(final, q)) for q in QUANTILES}
+
+    notes: list[str] = []
+    available = list(OURS)
+    why_optuna = peers.optuna_available()
+    if why_optuna is None:
+        available += list(OPTUNA)
+    else:
+        notes.append(f"Optuna rows are missing: {why_optuna}")
+    why_syne = peers.syne_tune_available()
+    if why_syne is None:
+        available += list(peers.SYNE_TUNE_NAMES)
+    else:
+        notes.append(f"Syne Tune rows are missing: {why_syne}")
+    chosen = args.algorithms.split(",") if args.algorithms else available
+    for name in chosen:
+        if name not in available:
+            print(f"--algorithms: {name!r} is not available; choose from {', '.join(available)}", file=sys.stderr)
+            return 2
+
+    header = [
+        f"Table {args.table.name}: {len(table)} configurations x {table.epochs} epochs, "
+        f"mean full training {full_time:.2f} s, best final error {final.min():.4f}",
+        f"{seeds} seeds ({peer_seeds} for peers), {args.workers} simulated workers, budget {budget:g} simulated seconds "
+        f"(~{budget * args.workers / full_time:.0f} full trainings)",
+        "Targets (quantiles of the table's final errors): "
+        + ", ".join(f"{int(q * 100)}% = {t:.4f}" for q, t in targets.items()),
+    ]
+    for line in header + notes:
+        print(line)
+
+    runs: dict[str, list[Run]] = {}
+    seconds: dict[str, float] = {}
+    for name in chosen:
+        make = our_runner if name in OURS else peer_runner
+        runner = make(name, table, space, args.workers, budget)
+        start = time.perf_counter()
+        n_seeds = seeds if name in OURS else peer_seeds
+        runs[name] = [runner(seed) for seed in range(n_seeds)]
+        seconds[name] = time.perf_counter() - start
+        print(f"  {name}: {n_seeds} seeds in {seconds[name]:.1f} s", flush=True)
+
+    lines = header + notes + [""] + markdown_table(runs, targets, budget)
+    headline = headline_ratio(runs, budget)
+    if headline:
+        lines += ["", headline]
+    text = "\n".join(lines)
+    print()
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    command = "python benchmarks/compare.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    (args.out / "compare.md").write_text(f"<!-- {command.strip()} -->\n" + text + "\n")
+    plot(runs, budget, targets, args.out / "compare.png")
+    print(f"\nwrote {args.out / 'compare.md'} and {args.out / 'compare.png'}")
+    return 0
+
+
+def markdown_table(runs: dict[str, list[Run]], targets: dict[float, float], budget: float) -> list[str]:
+    columns = ["algorithm", "seeds", "trials"]
+    for q in targets:
+        columns += [f"median s to {int(q * 100)}%", f"hit {int(q * 100)}%"]
+    columns += ["best at budget (mean ± se)"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for name, seed_runs in runs.items():
+        cells = [name, str(len(seed_runs)), f"{np.mean([r.n_trials for r in seed_runs]):.0f}"]
+        for target in targets.values():
+            times = [time_to(r.trace, target) for r in seed_runs]
+            median = half_time(times)
+            cells += ["-" if math.isinf(median) else f"{median:.0f}",
+                      f"{np.mean([math.isfinite(t) for t in times]):.2f}"]
+        bests = np.array([best_at(r.trace, budget) for r in seed_runs])
+        se = bests.std(ddof=1) / math.sqrt(len(bests)) if len(bests) > 1 else 0.0
+        cells.append(f"{bests.mean():.4f} ± {se:.4f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def headline_ratio(runs: dict[str, list[Run]], budget: float) -> str | None:
+    if "random" not in runs or "asha" not in runs:
+        return None
+    reference = float(np.median([best_at(r.trace, budget) for r in runs["random"]]))
+    t_random = half_time([time_to(r.trace, reference) for r in runs["random"]])
+    lines = [f"Headline: random search's median best at the budget is R = {reference:.4f}; "
+             f"random search reaches R at {t_random:.0f} s (half the seeds)."]
+    for name in ("asha", "asha_stopping", "hyperband", "successive_halving"):
+        if name not in runs:
+            continue
+        t = half_time([time_to(r.trace, reference) for r in runs[name]])
+        ratio = t / t_random
+        verdict = ("meets" if ratio <= 1 / 3 else "misses") + " the <= 1/3 target" if name == "asha" else ""
+        lines.append(f"- {name} reaches R at {'never (within budget)' if math.isinf(t) else f'{t:.0f} s'}: "
+                     f"{ratio:.2f} of random search's time {verdict}".rstrip())
+    return "\n".join(lines)
+
+
+def plot(runs: dict[str, list[Run]], budget: float, targets: dict[float, float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = np.geomspace(budget / 1000, budget, 300)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (name, seed_runs) in enumerate(runs.items()):
+        values = np.array([[best_at(r.trace, t) for t in grid] for r in seed_runs])
+        median = np.median(values, axis=0)
+        median[~np.isfinite(median)] = np.nan
+        style = "-" if name in OURS else "--"
+        ax.plot(grid, median, style, label=name, color=f"C{i % 10}")
+    for q, target in targets.items():
+        ax.axhline(target, color="grey", lw=0.6, ls=":")
+        ax.text(budget, target, f" {int(q * 100)}%", va="center", fontsize=7, color="grey")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("simulated seconds (log scale)")
+    ax.set_ylabel("median best validation error so far")
+    ax.set_title("Incumbent, median over seeds")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""Peer optimizers on the same table and the same simulated clock as ours, for benchmarks/compare.py.
+
+Every peer sees the same thing our simulator shows our tuner: a configuration is looked up in the table with
+the same rule (exact key, else nearest neighbour in the search space's unit-cube encoding), an epoch takes
+the time the table recorded for it, and a promoted or continued trial pays only its extra epochs. Each
+returns an incumbent trace ``[(simulated seconds, best error so far), ...]`` up to the budget, and the
+number of trials started. The peers report after every epoch, so every epoch's validation error can become
+their incumbent; our tuner sees a trial's error only where a job ends (a rung, or r_max), which favours the
+peers slightly.
+
+- Optuna: TPE + HyperbandPruner, Random + SuccessiveHalvingPruner, through ask/tell with an event loop of
+  ``n_workers`` simulated workers that report every epoch (``trial.report`` / ``trial.should_prune``).
+- Syne Tune: ASHA and BOHB with its simulator backend and a user blackbox backed by the table.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from hydra_hpo.space import Categorical, Float, Int, SearchSpace
+from hydra_hpo.table import Table
+
+Trace = list[tuple[float, float]]
+
+
+class _Incumbent:
+    def __init__(self) -> None:
+        self.best = math.inf
+        self.trace: Trace = []
+
+    def observe(self, time: float, value: float) -> None:
+        if math.isfinite(value) and value < self.best:
+            self.best = value
+        if math.isfinite(self.best):
+            self.trace.append((time, self.best))
+
+
+# ---------------------------------------------------------------------------------------------- Optuna
+def optuna_available() -> str | None:
+    """``None`` when Optuna can be imported, else why not."""
+    try:
+        import optuna  # noqa: F401
+    except ImportError as error:
+        return f"optuna is not installed ({error}); pip install -e '.[bench]'"
+    return None
+
+
+def optuna_distributions(space: SearchSpace) -> dict[str, Any]:
+    """The search space as Optuna distributions (same bounds, log scales and choices)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    distributions = {}
+    for name, p in space.items():
+        if isinstance(p, Float):
+            distributions[name] = FloatDistribution(p.low, p.high, log=p.log)
+        elif isinstance(p, Int):
+            distributions[name] = IntDistribution(p.low, p.high, log=p.log)
+        elif isinstance(p, Categorical):
+            distributions[name] = CategoricalDistribution(list(p.choices))
+    return distributions
+
+
+def optuna_setups(epochs: int) -> dict[str, Callable[[int], tuple[Any, Any]]]:
+    """Name -> ``seed -> (sampler, pruner)``; pruner settings mirror ours (conf/hpo)."""
+    import optuna
+
+    return {
+        "optuna_tpe_hyperband": lambda seed: (
+            optuna.samplers.TPESampler(seed=seed),
+            optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3),
+        ),
+        "optuna_random_sh": lambda seed: (
+            optuna.samplers.RandomSampler(seed=seed),
+            optuna.pruners.SuccessiveHalvingPruner(min_resource=2, reduction_factor=2),
+        ),
+    }
+
+
+def run_optuna(
+    name: str, table: Table, space: SearchSpace, seed: int, n_workers: int, budget: float
+) -> tuple[Trace, int]:
+    """One Optuna study on ``n_workers`` simulated workers until ``budget`` simulated seconds; the
+    incumbent trace and the number of trials started."""
+    import optuna
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler, pruner = optuna_setups(table.epochs)[name](seed)
+    study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
+    distributions = optuna_distributions(space)
+    incumbent = _Incumbent()
+    events: list[tuple[float, int, Any, int, int]] = []  # (finish of an epoch, trial number, trial, row, epoch)
+
+    def start(now: float) -> None:
+        trial = study.ask(distributions)
+        row = table.lookup_index(trial.params, space)
+        heapq.heappush(events, (now + float(table.elapsed[row, 0]), trial.number, trial, row, 1))
+
+    for _ in range(n_workers):
+        start(0.0)
+    while events:
+        now, _, trial, row, epoch = heapq.heappop(events)
+        if now > budget:
+            break
+        value = float(table.val_error[row, epoch - 1])
+        incumbent.observe(now, value)
+        if not math.isfinite(value):
+            study.tell(trial, state=TrialState.FAIL)
+        elif epoch == table.epochs:
+            trial.report(value, epoch)
+            study.tell(trial, value)
+        else:
+            trial.report(value, epoch)
+            if trial.should_prune():
+                study.tell(trial, state=TrialState.PRUNED)
+            else:
+                step = float(table.elapsed[row, epoch] - table.elapsed[row, epoch - 1])
+                heapq.heappush(events, (now + step, trial.number, trial, row, epoch + 1))
+                continue
+        start(now)
+    return incumbent.trace, len(study.trials)
+
+
+# ---------------------------------------------------------------------------------------------- Syne Tune
+SYNE_TUNE_NAMES = ("synetune_asha", "synetune_bohb")
+SYNE_TUNE_SLEEP = 0.01  # simulated seconds a busy tuner waits before looking again
+
+
+def syne_tune_available() -> str | None:
+    """``None`` when Syne Tune's simulator backend can be imported, else why not."""
+    try:
+        from syne_tune.blackbox_repository.simulated_tabular_backend import UserBlackboxBackend  # noqa: F401
+        from syne_tune.optimizer.baselines import ASHA, BOHB  # noqa: F401
+    except Exception as error:  # ImportError, or a dependency failing at import time
+        return f"syne_tune cannot be imported ({type(error).__name__}: {error}); pip install syne-tune huggingface_hub"
+    return None
+
+
+def syne_tune_config_space(space: SearchSpace) -> dict[str, Any]:
+    """The search space in Syne Tune's domains (same bounds, log scales and choices)."""
+    from syne_tune.config_space import choice, lograndint, loguniform, randint, uniform
+
+    config_space: dict[str, Any] = {}
+    for name, p in space.items():
+        if isinstance(p, Float):
+            config_space[name] = loguniform(p.low, p.high) if p.log else uniform(p.low, p.high)
+        elif isinstance(p, Int):
+            config_space[name] = lograndint(p.low, p.high) if p.log else randint(p.low, p.high)
+        elif isinstance(p, Categorical):
+            config_space[name] = choice(list(p.choices))
+    return config_space
+
+
+def _table_blackbox(table: Table, space: SearchSpace):
+    """A Syne Tune blackbox answering from the table with our lookup rule (all epochs at once)."""
+    from syne_tune.blackbox_repository.blackbox import Blackbox
+    from syne_tune.config_space import randint
+
+    class TableBlackbox(Blackbox):
+        def __init__(self) -> None:
+            super().__init__(syne_tune_config_space(space), {"epoch": randint(1, table.epochs)},
+                             ["val_error", "elapsed"])
+
+        @property
+        def fidelity_values(self) -> np.ndarray:
+            return np.arange(1, table.epochs + 1)
+
+        def _objective_function(self, configuration, fidelity=None, seed=None):
+            row = table.lookup_index(configuration, space)
+            values = np.stack([table.val_error[row], table.elapsed[row]], axis=1)
+            if fidelity is None:
+                return values
+            epoch = int(next(iter(fidelity.values())))
+            return dict(zip(self.objectives_names, values[epoch - 1]))
+
+    return TableBlackbox()
+
+
+def run_syne_tune(
+    name: str, table: Table, space: SearchSpace, seed: int, n_workers: int, budget: float
+) -> tuple[Trace, int]:
+    """Syne Tune's ASHA (grace period 2, reduction factor 2, as our asha) or BOHB (1 and 3, as our
+    hyperband) on its simulator backend with the table as a user blackbox."""
+    import contextlib
+    import io
+    import logging
+    import os
+    import random
+    import tempfile
+
+    from syne_tune import StoppingCriterion, Tuner
+    from syne_tune.backend.simulator_backend.simulator_backend import SimulatorConfig
+    from syne_tune.backend.simulator_backend.simulator_callback import SimulatorCallback
+    from syne_tune.blackbox_repository.simulated_tabular_backend import UserBlackboxBackend
+    from syne_tune.constants import ST_TUNER_TIME
+    from syne_tune.optimizer.baselines import ASHA, BOHB
+    from syne_tune.tuner_callback import TunerCallback
+
+    logging.getLogger("syne_tune").setLevel(logging.ERROR)
+    # Parts of Syne Tune draw from the global generators; seeding them makes reruns repeatable (a script:
+    # these generators are ours to set)
+    random.seed(seed)
+    np.random.seed(seed)
+    incumbent = _Incumbent()
+    started: set[int] = set()
+
+    class Recorder(TunerCallback):
+        def on_trial_result(self, trial, status, result, decision) -> None:
+            started.add(trial.trial_id)
+            when = float(result[ST_TUNER_TIME])
+            if when <= budget:
+                incumbent.observe(when, float(result["val_error"]))
+
+    config_space = syne_tune_config_space(space)
+    common = dict(config_space=config_space, metric="val_error", time_attr="epoch", max_t=table.epochs,
+                  do_minimize=True, random_seed=seed)
+    scheduler = (ASHA(**common, grace_period=2, reduction_factor=2) if name == "synetune_asha"
+                 else BOHB(**common, grace_period=1, reduction_factor=3))
+    # No simulated latencies (ours and the Optuna loop have none), and when every worker is busy the tuner's
+    # "sleep" advances the simulated clock by only SYNE_TUNE_SLEEP (the default is 5 s a time: workers would
+    # idle for seconds after every job).
+    backend = UserBlackboxBackend(
+        blackbox=_table_blackbox(table, space), elapsed_time_attr="elapsed", seed=0,
+        simulator_config=SimulatorConfig(0.0, 0.0, 0.0, 0.0, 0.0), tuner_sleep_time=SYNE_TUNE_SLEEP,
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        previous = os.environ.get("SYNETUNE_FOLDER")
+        os.environ["SYNETUNE_FOLDER"] = folder  # Syne Tune writes its experiment files there
+        try:
+            tuner = Tuner(trial_backend=backend, scheduler=scheduler, n_workers=n_workers, sleep_time=0,
+                          stop_criterion=StoppingCriterion(max_wallclock_time=budget),
+                          callbacks=[SimulatorCallback(), Recorder()], results_update_interval=1e9,
+                          print_update_interval=1e9, save_tuner=False, tuner_name=f"{name}-{seed}")
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                tuner.run()  # it prints a status table every few results
+        finally:
+            if previous is None:
+                os.environ.pop("SYNETUNE_FOLDER", None)
+            else:
+                os.environ["SYNETUNE_FOLDER"] = previous
+    return incumbent.trace, len(started)
