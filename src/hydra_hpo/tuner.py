@@ -116,6 +116,7 @@ class Tuner:
         self.epochs_total = 0
         self.busy_seconds = 0.0
         self._ended: set[int] = set()
+        self._n_failed = 0
         self._attempts: dict[tuple, int] = {}
         self._retry_queue: list[Job] = []
         self._replayed: list[tuple[int, JobResult]] = []  # recorded results waiting to be "finished"
@@ -271,8 +272,8 @@ class Tuner:
         loss = self.sign * result.value if result.ok else None
         self.scheduler.searcher.observe(job.config, job.resource, loss)
         ended = self.scheduler.on_result(dataclasses.replace(result, value=loss))
-        if loss is not None and (self.best is None or loss < self.best.loss):
-            self.best = Incumbent(loss, float(result.value), job.trial_id, job.resource, result.finished)
+        if loss is not None:
+            self._update_best(result)
         if self.best is not None:
             self.incumbent_trace.append((result.finished, self.best.value))
         for callback in self.callbacks:
@@ -281,6 +282,19 @@ class Tuner:
         for trial_id in ended:
             self._end_trial(trial_id)
         self._check_stop()
+
+    def _update_best(self, result: JobResult) -> None:
+        """The incumbent is the best metric after any epoch this job trained (known when the job ends):
+        rerunning its configuration for that many epochs reproduces it."""
+        job = result.job
+        candidates = [(float(result.value), job.resource)]
+        for epoch in range(job.previous_resource + 1, min(job.resource, len(result.curve)) + 1):
+            value = result.curve[epoch - 1]
+            if value is not None and math.isfinite(value):
+                candidates.append((float(value), epoch))
+        value, epoch = min(candidates, key=lambda c: (self.sign * c[0], -c[1]))
+        if self.best is None or self.sign * value < self.best.loss:
+            self.best = Incumbent(self.sign * value, value, job.trial_id, epoch, result.finished)
 
     def _record(self, result: JobResult) -> TrialRecord:
         record = self.trials[result.job.trial_id]
@@ -297,6 +311,7 @@ class Tuner:
         record = self.trials[trial_id]
         last = record.segments[-1] if record.segments else None
         record.status = last.status if last is not None else INTERRUPTED
+        self._n_failed += record.failed
         event = "trial_completed" if record.status == COMPLETED else "trial_failed"
         self._log(event, trial_id=trial_id, status=record.status, value=record.value, resource=record.resource,
                   error=record.error if record.status != COMPLETED else None, clock=self.clock())
@@ -306,7 +321,7 @@ class Tuner:
 
     @property
     def n_failed_trials(self) -> int:
-        return sum(1 for tid in self._ended if self.trials[tid].failed)
+        return self._n_failed
 
     def _check_stop(self) -> None:
         if self._stop_reason is not None:
