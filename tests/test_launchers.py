@@ -50,8 +50,7 @@ def test_async_sweep_keeps_workers_busy(tmp_path, launcher):
              "hpo.executor=batch")
     batch = OmegaConf.load(tmp_path / "batch" / "optimization_results.yaml")
     print(f"{launcher}: utilization async={summary.worker_utilization} batch={batch.worker_utilization}")
-    if launcher == "joblib":
-        assert summary.worker_utilization >= 0.9
+    assert summary.worker_utilization >= 0.9
     assert summary.worker_utilization > batch.worker_utilization + 0.1
 
 
