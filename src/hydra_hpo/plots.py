@@ -23,11 +23,12 @@ def plot_incumbent(outcome: SweepOutcome, path: str | os.PathLike, metric: str) 
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6, 4))
     trace = outcome.incumbent_trace
-    if trace:
-        times = [0.0] + [t for t, _ in trace]
-        values = [trace[0][1]] + [v for _, v in trace]
+    if trace:  # nothing is known before the first result; hold the last best until the sweep ended
+        times = [t for t, _ in trace] + [max(outcome.wallclock, trace[-1][0])]
+        values = [v for _, v in trace] + [trace[-1][1]]
         ax.step(times, values, where="post", color="C0")
         ax.plot([t for t, _ in trace], [v for _, v in trace], "o", color="C0", markersize=3)
+        ax.set_xlim(left=0.0)
     ax.set_xlabel("wall-clock time since sweep start (s)")
     ax.set_ylabel(f"best {metric} so far")
     ax.set_title("Incumbent")

@@ -127,7 +127,7 @@ class HPOSweeperImpl(Sweeper):
                                   initial_config=plan.initial_config, **settings.searcher_options)
         scheduler = build_scheduler(settings.scheduler, searcher, settings.n_trials, plan.max_resource,
                                     **settings.scheduler_options)
-        overrides = JobOverrides(plan.forwarded, sweep_dir / "checkpoints", settings.resource_key,
+        overrides = JobOverrides(plan.forwarded, (sweep_dir / "checkpoints").resolve(), settings.resource_key,
                                  settings.trial_timeout)
         executor = self._executor(settings, overrides, ResultCollector(sweep_dir, plan.metric))
         tuner = Tuner(
@@ -169,6 +169,9 @@ class HPOSweeperImpl(Sweeper):
         return HydraAsyncExecutor(self.launcher, settings.n_workers, overrides, collect, timeout=settings.trial_timeout)
 
     def _finish(self, outcome: SweepOutcome, plan: SweepPlan, sweep_dir: Path) -> None:
+        checkpoints = sweep_dir / "checkpoints"
+        if checkpoints.is_dir() and not any(checkpoints.rglob("*.ckpt")):
+            shutil.rmtree(checkpoints, ignore_errors=True)  # every trial ended: nothing left to resume from
         summary = write_summary(outcome, sweep_dir, plan.metric, plan.settings.mode)
         if outcome.best is not None:
             best_path = sweep_dir / BEST_CONFIG
