@@ -66,7 +66,7 @@ def main() -> None:
                 rows[name].append(run(name, seed, args.budget, args.workers, args.epochs, Path(tmp)))
                 print(f"seed {seed} {name}: best {rows[name][-1]['best']:.4f} "
                       f"({rows[name][-1]['trials']} trials)", flush=True)
-    print(f"\n| algorithm | median best val. error | min | max | median trials | seeds |")
+    print("\n| algorithm | median best val. error | min | max | median trials | seeds |")
     print("|---|---|---|---|---|---|")
     medians = {}
     for name, results in rows.items():

@@ -20,12 +20,11 @@ from typing import Any, Mapping
 from hydra_hpo.executors.simulator import SimulatedExecutor
 from hydra_hpo.journal import JOURNAL_NAME, Journal, JournalError
 from hydra_hpo.results import write_summary
-from hydra_hpo.schedulers import build_scheduler
-from hydra_hpo.searchers import build_searcher
+from hydra_hpo.build import build_tuner
 from hydra_hpo.settings import HPOSettings
 from hydra_hpo.space import SearchSpace
 from hydra_hpo.table import Table
-from hydra_hpo.tuner import SweepOutcome, Tuner
+from hydra_hpo.tuner import SweepOutcome
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +75,6 @@ def simulate(
             raise ValueError("hpo.initial_config=true needs an initial configuration (initial_config=...)")
         initial = space.select(initial_config)
 
-    searcher = build_searcher(settings.searcher, space, seed=settings.seed, initial_config=initial,
-                              **settings.searcher_options)
-    scheduler = build_scheduler(settings.scheduler, searcher, settings.n_trials, table.epochs,
-                                **settings.scheduler_options)
     executor = SimulatedExecutor(table, space, settings.n_workers, metric=METRIC)
     journal = None
     if output_dir is not None:
@@ -88,11 +83,8 @@ def simulate(
             raise JournalError(f"{output_dir} already holds a sweep journal: choose another output_dir")
     fingerprint = {**settings.fingerprint(), "search_space": space.to_structured(), "metric": METRIC,
                    "table": str(table.path) if table.path else None, "simulated": True}
-    tuner = Tuner(
-        scheduler, executor, seed=settings.seed, mode=settings.mode, journal=journal, fingerprint=fingerprint,
-        max_failure_rate=settings.max_failure_rate, max_retries=settings.max_retries,
-        budget_seconds=settings.budget_seconds, budget_epochs=settings.budget_epochs,
-    )
+    tuner = build_tuner(settings, space, table.epochs, executor, initial_config=initial, journal=journal,
+                        fingerprint=fingerprint)
     outcome = tuner.run()
     outcome.extra.update({"clock": "simulated", "table": str(table.path) if table.path else None,
                           "searcher": settings.searcher, "scheduler": settings.scheduler})

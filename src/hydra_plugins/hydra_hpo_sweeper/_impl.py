@@ -18,10 +18,9 @@ from hydra_hpo.executors.hydra_launcher import HydraAsyncExecutor, HydraBatchExe
 from hydra_hpo.journal import JOURNAL_NAME, Journal, JournalError
 from hydra_hpo.records import TrialRecord
 from hydra_hpo.atomic import atomic_write_text
+from hydra_hpo.build import build_tuner
 from hydra_hpo.results import RESULTS_YAML, TRIALS_CSV, write_summary
 from hydra_hpo.resume import ResumeLog
-from hydra_hpo.schedulers import build_scheduler
-from hydra_hpo.searchers import build_searcher
 from hydra_hpo.settings import HPOSettings
 from hydra_hpo.space import SearchSpace
 from hydra_hpo.space_grammar import space_from_overrides
@@ -123,19 +122,12 @@ class HPOSweeperImpl(Sweeper):
         journal = Journal(sweep_dir / JOURNAL_NAME)
         resume = self._resume_log(journal, settings)
 
-        searcher = build_searcher(settings.searcher, plan.space, seed=settings.seed,
-                                  initial_config=plan.initial_config, **settings.searcher_options)
-        scheduler = build_scheduler(settings.scheduler, searcher, settings.n_trials, plan.max_resource,
-                                    **settings.scheduler_options)
         overrides = JobOverrides(plan.forwarded, (sweep_dir / "checkpoints").resolve(), settings.resource_key,
                                  settings.trial_timeout)
         executor = self._executor(settings, overrides, ResultCollector(sweep_dir, plan.metric))
-        tuner = Tuner(
-            scheduler, executor, seed=settings.seed, mode=settings.mode, journal=journal, resume=resume,
-            fingerprint=plan.fingerprint(), max_failure_rate=settings.max_failure_rate,
-            max_retries=settings.max_retries, budget_seconds=settings.budget_seconds,
-            budget_epochs=settings.budget_epochs, callbacks=[_Reporter(plan, sweep_dir, overrides)],
-        )
+        tuner = build_tuner(settings, plan.space, plan.max_resource, executor, initial_config=plan.initial_config,
+                            journal=journal, resume=resume, fingerprint=plan.fingerprint(),
+                            callbacks=[_Reporter(plan, sweep_dir, overrides)])
         log.info("hydra-hpo: %s search, %s scheduler, %d trials, %d workers, sweep dir %s", settings.searcher,
                  settings.scheduler, settings.n_trials, settings.n_workers, sweep_dir)
         outcome = tuner.run()
