@@ -136,7 +136,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads, for both paths")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch.set_num_threads for both paths; default 1 as conf/config.yaml's threads, "
+                             "0 keeps torch's default")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="the clock of the ratio line")
     parser.add_argument("--profile", action="store_true", help="cProfile our path and print where time goes")
     args = parser.parse_args()
