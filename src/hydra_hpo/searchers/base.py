@@ -28,3 +28,42 @@ class Searcher(ABC):
 
     def observe(self, config: dict[str, Any], resource: int, loss: float | None) -> None:
         """Tell the searcher a result: ``loss`` (minimized; ``None`` for a failed job) at ``resource``."""
+
+
+class DistinctSearcher(Searcher):
+    """A searcher that draws candidates and never suggests the same configuration twice.
+
+    Subclasses implement ``_draw``. After ``max_retries`` duplicates in a row the space counts as
+    exhausted (a small discrete space) and ``suggest`` returns ``None``.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        initial_config: dict[str, Any] | None = None,
+        max_retries: int = 1000,
+    ) -> None:
+        super().__init__(space, seed, initial_config)
+        if max_retries < 1:
+            raise ValueError(f"hpo.searcher option max_retries={max_retries} must be >= 1")
+        self.max_retries = max_retries
+        self._seen: set[tuple] = set()
+        self._pending_initial = space.select(self.initial_config) if self.initial_config else None
+
+    @abstractmethod
+    def _draw(self) -> dict[str, Any]:
+        """One candidate configuration (may repeat an earlier one)."""
+
+    def suggest(self) -> dict[str, Any] | None:
+        if self._pending_initial is not None:
+            config, self._pending_initial = self._pending_initial, None
+            self._seen.add(self.space.key(config))
+            return config
+        for _ in range(self.max_retries):
+            config = self._draw()
+            key = self.space.key(config)
+            if key not in self._seen:
+                self._seen.add(key)
+                return config
+        return None

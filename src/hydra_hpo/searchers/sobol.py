@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
-from hydra_hpo.searchers.base import Searcher
+from hydra_hpo.searchers.base import DistinctSearcher
 from hydra_hpo.space import SearchSpace
 
 
-class SobolSearcher(Searcher):
+class SobolSearcher(DistinctSearcher):
     """Suggests the points of a scrambled Sobol' sequence (``scipy.stats.qmc.Sobol``) in order.
 
     Points that map to an already suggested configuration (discrete spaces) are skipped; after
@@ -25,17 +25,12 @@ class SobolSearcher(Searcher):
         initial_config: dict[str, Any] | None = None,
         max_retries: int = 1000,
     ) -> None:
-        super().__init__(space, seed, initial_config)
-        if max_retries < 1:
-            raise ValueError(f"hpo.searcher option max_retries={max_retries} must be >= 1")
-        self.max_retries = max_retries
+        super().__init__(space, seed, initial_config, max_retries)
         self._sobol = (
             qmc.Sobol(d=len(space), scramble=True, rng=np.random.default_rng(seed)) if len(space) else None
         )
         self._buffer: list[np.ndarray] = []
         self._drawn = 0
-        self._seen: set[tuple] = set()
-        self._pending_initial = space.select(self.initial_config) if self.initial_config else None
 
     def _next_point(self) -> np.ndarray:
         # Draw in blocks that keep the total a power of two (1, 2, 4, 8, ...): the same sequence as
@@ -46,20 +41,7 @@ class SobolSearcher(Searcher):
             self._drawn += block
         return self._buffer.pop(0)
 
-    def suggest(self) -> dict[str, Any] | None:
-        if self._pending_initial is not None:
-            config, self._pending_initial = self._pending_initial, None
-            self._seen.add(self.space.key(config))
-            return config
+    def _draw(self) -> dict[str, Any]:
         if self._sobol is None:  # an empty space has exactly one configuration: {}
-            if () in self._seen:
-                return None
-            self._seen.add(())
             return {}
-        for _ in range(self.max_retries):
-            config = self.space.from_unit(self._next_point())
-            key = self.space.key(config)
-            if key not in self._seen:
-                self._seen.add(key)
-                return config
-        return None
+        return self.space.from_unit(self._next_point())
