@@ -75,7 +75,7 @@ def optuna_setups(epochs: int) -> dict[str, Callable[[int], tuple[Any, Any]]]:
         ),
         "optuna_random_sh": lambda seed: (
             optuna.samplers.RandomSampler(seed=seed),
-            optuna.pruners.SuccessiveHalvingPruner(min_resource=2, reduction_factor=2),
+            optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
         ),
     }
 
@@ -183,7 +183,7 @@ def _table_blackbox(table: Table, space: SearchSpace):
 def run_syne_tune(
     name: str, table: Table, space: SearchSpace, seed: int, n_workers: int, budget: float
 ) -> tuple[Trace, int]:
-    """Syne Tune's ASHA (grace period 2, reduction factor 2, as our asha) or BOHB (1 and 3, as our
+    """Syne Tune's ASHA (grace period 1, reduction factor 3, as our asha) or BOHB (1 and 3, as our
     hyperband) on its simulator backend with the table as a user blackbox."""
     import contextlib
     import io
@@ -218,7 +218,7 @@ def run_syne_tune(
     config_space = syne_tune_config_space(space)
     common = dict(config_space=config_space, metric="val_error", time_attr="epoch", max_t=table.epochs,
                   do_minimize=True, random_seed=seed)
-    scheduler = (ASHA(**common, grace_period=2, reduction_factor=2) if name == "synetune_asha"
+    scheduler = (ASHA(**common, grace_period=1, reduction_factor=3) if name == "synetune_asha"
                  else BOHB(**common, grace_period=1, reduction_factor=3))
     # No simulated latencies (ours and the Optuna loop have none), and when every worker is busy the tuner's
     # "sleep" advances the simulated clock by only SYNE_TUNE_SLEEP (the default is 5 s a time: workers would

@@ -15,6 +15,16 @@ continue at the mean epoch time so far.
 
 One row per configuration, flushed as it is written: an interrupted recording keeps its rows, and running
 the same command again skips the configurations already recorded (checked against the same seed's sequence).
+
+On several cores, record in shards and merge them (each shard is one single-threaded process):
+
+    python benchmarks/record_table.py --configs 1000 --shard 0/2 &   # -> <out>.shard0of2, rows with "index"
+    python benchmarks/record_table.py --configs 1000 --shard 1/2 &
+    wait; python benchmarks/record_table.py --configs 1000 --merge 2  # appends them to <out> in order
+
+A shard records the configurations ``index % n == i`` after the rows already in ``--out``; ``--merge`` appends
+the longest run of consecutive indices the shard files hold, so an interrupted shard loses nothing but
+its own unmerged tail (run the shards again: they skip what their files hold).
 """
 
 from __future__ import annotations
@@ -129,6 +139,47 @@ def existing_configs(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line)["config"] for line in f if line.strip()]
 
 
+def shard_path(out: Path, shard: int, n_shards: int) -> Path:
+    return out.with_name(f"{out.name}.shard{shard}of{n_shards}")
+
+
+def read_shard(path: Path) -> dict[int, dict[str, Any]]:
+    """index -> row of a shard file (empty when there is none)."""
+    if not path.exists():
+        return {}
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return {row.pop("index"): row for row in rows}
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    shard, _, n = text.partition("/")
+    try:
+        i, n_shards = int(shard), int(n)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard {text!r}: expected I/N, for example 0/2") from None
+    if not 0 <= i < n_shards:
+        raise argparse.ArgumentTypeError(f"--shard {text!r}: need 0 <= I < N")
+    return i, n_shards
+
+
+def merge(out: Path, configs: list[dict[str, Any]], n_done: int, n_shards: int) -> int:
+    """Append the shards' rows from index ``n_done`` on, in order, while consecutive; returns how many."""
+    rows: dict[int, dict[str, Any]] = {}
+    for shard in range(n_shards):
+        rows.update(read_shard(shard_path(out, shard, n_shards)))
+    added = 0
+    with open(out, "a", encoding="utf-8") as f:
+        index = n_done
+        while index in rows and index < len(configs):
+            if rows[index]["config"] != configs[index]:
+                raise ValueError(f"shard row {index} is not configuration {index} of this space and seed")
+            f.write(json.dumps(rows[index]) + "\n")
+            index += 1
+            added += 1
+    return added
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--space", type=Path, default=REPO / "conf" / "search_space" / "mlp.yaml")
@@ -137,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: leave cores to others)")
+    parser.add_argument("--shard", type=parse_shard, default=None, metavar="I/N",
+                        help="record only configurations with index %% N == I, into <out>.shardIofN")
+    parser.add_argument("--merge", type=int, default=None, metavar="N",
+                        help="append the rows of the N shard files to --out, in order")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -147,16 +202,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.out} holds rows of another space or seed than --space {args.space} --seed {args.seed}; "
               "choose another --out", file=sys.stderr)
         return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge is not None:
+        added = merge(args.out, configs, len(done), args.merge)
+        print(f"merged {added} rows into {args.out}: {len(done) + added} of {len(configs)} recorded")
+        return 0
     if len(done) > 0:
         print(f"{len(done)} configurations already recorded in {args.out}; continuing")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    target, indices = args.out, range(len(done), len(configs))
+    if args.shard is not None:
+        shard, n_shards = args.shard
+        target = shard_path(args.out, shard, n_shards)
+        held = read_shard(target)
+        indices = [i for i in indices if i % n_shards == shard and i not in held]
     start = time.perf_counter()
-    with open(args.out, "a", encoding="utf-8") as out:
-        for index in range(len(done), len(configs)):
+    with open(target, "a", encoding="utf-8") as out:
+        for index in indices:
             config = configs[index]
             errors, elapsed = train_curve(config, args.epochs, trial_seed(args.seed, index))
             row = {"config": config, "val_error": [round_sig(e) for e in errors],
                    "elapsed": [round_sig(t) for t in elapsed]}
+            if args.shard is not None:
+                row = {"index": index, **row}
             out.write(json.dumps(row) + "\n")
             out.flush()
             print(f"[{index + 1}/{len(configs)}] {time.perf_counter() - start:7.1f} s  final error "
