@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # compare.py beside this script
 
 from compare import (  # noqa: E402
-    REPO, TRIALS_PER_WORKER, best_at, overrides_runner, ratio_interval, speedup_times,
+    INCUMBENTS, REPO, TRIALS_PER_WORKER, best_at, overrides_runner, ratio_interval, speedup_times,
 )
 
 from hydra_hpo.simulate import compose  # noqa: E402
@@ -42,33 +42,37 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", type=Path, default=REPO / "benchmarks" / "tables" / "mlp_digits.jsonl")
     parser.add_argument("--space", default="mlp", help="a conf/search_space option")
+    parser.add_argument("--rows", type=int, default=None, help="use only the table's first N rows")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--r-min", type=ints, default=[1, 2], help="comma-separated")
     parser.add_argument("--eta", type=ints, default=[2, 3, 4], help="comma-separated")
     parser.add_argument("--budget-scale", type=floats, default=[0.5, 1.0, 2.0],
                         help=f"multiples of the default budget ({TRIALS_PER_WORKER} mean full trainings per worker)")
+    parser.add_argument("--incumbent", choices=INCUMBENTS, default="epoch", help="as in compare.py")
     args = parser.parse_args(argv)
     logging.getLogger("hydra_hpo").setLevel(logging.ERROR)
 
     table = Table.load(args.table)
+    table = table.head(args.rows) if args.rows else table
     space = SearchSpace.from_structured(compose([f"search_space={args.space}"])["search_space"])
     default_budget = round(TRIALS_PER_WORKER * float(np.mean(table.elapsed[:, -1])), -1)
     settings = [(r, e) for r in args.r_min for e in args.eta]
-    print(f"Table {args.table.name}, {args.seeds} seeds, {args.workers} simulated workers; "
-          f"cell: t_asha / t_random [90% bootstrap interval] (ASHA's mean best at budget)")
+    print(f"Table {args.table.name} ({len(table)} rows), {args.seeds} seeds, {args.workers} simulated workers; "
+          f"incumbent per {args.incumbent}; cell: t_asha / t_random [90% bootstrap interval] (ASHA's mean best at budget)")
     header = ["budget (s)", "R", "t_random (s)", "random mean best"] + [f"r_min={r}, eta={e}" for r, e in settings]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for scale in args.budget_scale:
         budget = scale * default_budget
         seeds = range(args.seeds)
-        random_runs = [overrides_runner(["hpo=random"], table, space, args.workers, budget)(s) for s in seeds]
+        random = overrides_runner(["hpo=random"], table, space, args.workers, budget, args.incumbent)
+        random_runs = [random(s) for s in seeds]
         reference, t_random, _ = speedup_times(random_runs, random_runs, budget)
         cells = [f"{budget:g}", f"{reference:.4f}", f"{t_random:.0f}",
                  f"{np.mean([best_at(r.trace, budget) for r in random_runs]):.4f}"]
         for r_min, eta in settings:
             runner = overrides_runner(["hpo=asha", f"hpo.r_min={r_min}", f"hpo.eta={eta}"],
-                                      table, space, args.workers, budget)
+                                      table, space, args.workers, budget, args.incumbent)
             runs = [runner(s) for s in seeds]
             _, _, t = speedup_times(random_runs, runs, budget)
             low, high = ratio_interval(random_runs, runs, budget)

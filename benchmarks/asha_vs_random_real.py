@@ -40,9 +40,10 @@ def best_within(journal: Path, budget: float) -> tuple[float, int]:
     return best, trials
 
 
-def run(algorithm: str, seed: int, budget: float, workers: int, epochs: int, workdir: Path) -> dict:
+def run(algorithm: str, seed: int, budget: float, workers: int, epochs: int, workdir: Path,
+        extra: tuple[str, ...] = ()) -> dict:
     sweep = workdir / f"{algorithm}-{seed}"
-    cmd = [sys.executable, str(ROOT / "train.py"), "-m", *ALGORITHMS[algorithm], "model=mlp", "search_space=mlp",
+    cmd = [sys.executable, str(ROOT / "train.py"), "-m", *ALGORITHMS[algorithm], *extra, "model=mlp", "search_space=mlp",
            f"trainer.max_epochs={epochs}", "trainer.accelerator=cpu", f"hpo.seed={seed}", "hpo.n_trials=1000",
            f"hpo.n_workers={workers}", f"hpo.budget_seconds={budget}", "hydra/launcher=joblib",
            f"hydra.launcher.n_jobs={workers}", f"hydra.sweep.dir={sweep}"]
@@ -58,12 +59,15 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=60.0, help="wall-clock seconds per sweep")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=10, help="r_max: trainer.max_epochs")
+    parser.add_argument("--asha-args", default="", help="more Hydra overrides for the asha sweeps, "
+                        "space-separated, e.g. 'hpo.r_min=2 hpo.eta=2'")
     args = parser.parse_args()
+    extra = {"random": (), "asha": tuple(args.asha_args.split())}
     rows: dict[str, list[dict]] = {name: [] for name in ALGORITHMS}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
             for name in ALGORITHMS:  # interleaved, so machine noise hits both alike
-                rows[name].append(run(name, seed, args.budget, args.workers, args.epochs, Path(tmp)))
+                rows[name].append(run(name, seed, args.budget, args.workers, args.epochs, Path(tmp), extra[name]))
                 print(f"seed {seed} {name}: best {rows[name][-1]['best']:.4f} "
                       f"({rows[name][-1]['trials']} trials)", flush=True)
     print("\n| algorithm | median best val. error | min | max | median trials | seeds |")
@@ -74,7 +78,7 @@ def main() -> None:
         medians[name] = statistics.median(bests)
         print(f"| {name} | {medians[name]:.4f} | {min(bests):.4f} | {max(bests):.4f} | "
               f"{statistics.median(r['trials'] for r in results):.0f} | {len(results)} |")
-    print(f"budget={args.budget:.0f}s workers={args.workers} r_max={args.epochs}")
+    print(f"budget={args.budget:.0f}s workers={args.workers} r_max={args.epochs} asha: hpo=asha {args.asha_args}")
     print(f"asha_vs_random={medians['asha'] / medians['random']:.3f}")
 
 

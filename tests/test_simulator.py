@@ -82,6 +82,11 @@ def test_successive_halving_promotions_pay_only_the_extra_epochs():
     assert outcome.best.value == 0.1 and outcome.best.resource == 4
     assert [s.seconds for s in outcome.trials[2].segments] == [0.5, 0.5, 1.0]
     assert outcome.trials[2].curve == [0.3, 0.25, 0.2, 0.1]
+    # per epoch, as it happened: trial 0's first epoch ends at 1 (0.5); trial 2's at 1.5 (0.3), its second
+    # at 5.0 (0.25), its third and fourth at 6.0 and 6.5 (one job from epoch 2 to 4, 0.5 s an epoch)
+    assert executor.anytime_trace() == [(1.0, 0.5), (1.5, 0.3), (5.0, 0.25), (6.0, 0.2), (6.5, 0.1)]
+    # the tuner hears of a job's epochs when it ends: the same values, no sooner
+    assert outcome.incumbent_trace[-1] == (6.5, 0.1)
 
 
 def test_simultaneous_finishes_come_back_together_in_job_order():

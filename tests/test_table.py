@@ -104,3 +104,15 @@ def test_lookup_is_deterministic_and_cached_per_space():
     assert [table.lookup_index({"x": 0.5}, space) for _ in range(3)] == [0, 0, 0]
     assert table.lookup_index({"x": 0.7}, SearchSpace([Float("x", 0.0, 1.0)])) == 1
     assert len(table._indexes) == 1  # an equal space reuses the encoded matrix
+
+
+def test_head_takes_a_prefix_and_refuses_more_rows_than_there_are(tmp_path):
+    path = write_rows(tmp_path / "t.jsonl", [row({"model.lr": 10.0 ** -k}) for k in range(1, 5)])
+    table = Table.load(path)
+    head = table.head(2)
+    assert len(head) == 2 and head.configs == table.configs[:2]
+    assert head.lookup_index({"model.lr": 1e-4}, LR_SPACE) == 1  # the nearest of the two rows left
+    assert head.where(1) == table.where(1)
+    for n in (0, 5):
+        with pytest.raises(TableError, match=f"first {n} rows of 4"):
+            table.head(n)

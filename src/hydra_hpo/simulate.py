@@ -92,8 +92,10 @@ def simulate(
         outcome.extra["best_table_row"] = table.lookup_index(outcome.trials[outcome.best.trial_id].config, space)
     if output_dir is not None:
         write_summary(outcome, output_dir, METRIC, settings.mode, plots=plots)
-    # where and when each job ran; for tests and benchmarks, added after the summary files are written
+    # where and when each job ran, and the per-epoch best; for tests and benchmarks, added after the summary
+    # files are written
     outcome.extra["assignments"] = executor.assignments
+    outcome.extra["anytime_trace"] = executor.anytime_trace()
     return outcome
 
 

@@ -128,6 +128,13 @@ class Table:
         """Each row's validation error after the last epoch."""
         return self.val_error[:, -1]
 
+    def head(self, n: int) -> Table:
+        """The first ``n`` rows as a table (a recorder's rows are a seeded random sample, so is any prefix)."""
+        if not 1 <= n <= len(self):
+            raise TableError(f"{self._name()}: cannot take the first {n} rows of {len(self)}")
+        lines = self._lines[:n] if self._lines is not None else None
+        return Table(self.configs[:n], self.val_error[:n], self.elapsed[:n], path=self.path, line_numbers=lines)
+
     def row(self, index: int) -> TableRow:
         return TableRow(index, dict(self.configs[index]), self.val_error[index], self.elapsed[index])
 

@@ -45,7 +45,8 @@ class SimulatedExecutor(Executor):
 
     ``submit`` puts a job on the lowest-numbered free worker; ``wait`` advances the clock to the earliest
     finish (ties broken by ``job_idx``) and returns every job finishing at exactly that time.
-    ``assignments`` lists where and when each job ran, in submission order.
+    ``assignments`` lists where and when each job ran, in submission order; ``epoch_results`` the
+    simulated time at which each epoch of a finished job ended and its validation error.
     """
 
     def __init__(self, table: Table, space: SearchSpace, n_workers: int, metric: str = "validation_error") -> None:
@@ -55,6 +56,7 @@ class SimulatedExecutor(Executor):
         self.metric = metric
         self.now = 0.0
         self.assignments: list[Assignment] = []
+        self.epoch_results: list[tuple[float, float]] = []  # (when the epoch ended, its error)
         self._free = list(range(n_workers))  # a heap: the lowest-numbered free worker first
         self._running: list[_Running] = []  # a heap ordered by (finish, job_idx)
 
@@ -95,6 +97,7 @@ class SimulatedExecutor(Executor):
             job = running.job
             curve = self.table.val_error[running.row, : job.resource].tolist()
             value = curve[-1]
+            self._record_epochs(running)
             results.append(
                 JobResult(
                     job=job, status=COMPLETED, value=value, curve=curve, seconds=running.finish - running.start,
@@ -102,6 +105,26 @@ class SimulatedExecutor(Executor):
                 )
             )
         return results
+
+    def _record_epochs(self, running: _Running) -> None:
+        elapsed = self.table.elapsed[running.row]
+        job = running.job
+        offset = float(elapsed[job.previous_resource - 1]) if job.previous_resource > 0 else 0.0
+        for epoch in range(job.previous_resource, job.resource):
+            self.epoch_results.append((running.start + float(elapsed[epoch]) - offset,
+                                       float(self.table.val_error[running.row, epoch])))
+
+    def anytime_trace(self) -> list[tuple[float, float]]:
+        """The best error after any epoch that had ended by then: ``(time, best)`` at each improvement.
+
+        The tuner learns a job's curve when the job ends; this is what the training achieved as it went
+        (as a tuner that hears of every epoch, like Syne Tune's or Optuna's, records it). NaN is skipped.
+        """
+        trace: list[tuple[float, float]] = []
+        for when, value in sorted(self.epoch_results):
+            if value == value and (not trace or value < trace[-1][1]):
+                trace.append((when, value))
+        return trace
 
     def num_running(self) -> int:
         return len(self._running)
