@@ -22,12 +22,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # compare.py beside this script
 
 from compare import (  # noqa: E402
-    INCUMBENTS, REPO, TRIALS_PER_WORKER, best_at, overrides_runner, ratio_interval, speedup_times,
+    TRIALS_PER_WORKER, add_common_arguments, best_at, default_budget, load_table, overrides_runner,
+    ratio_interval, speedup_times,
 )
-
-from hydra_hpo.simulate import compose  # noqa: E402
-from hydra_hpo.space import SearchSpace  # noqa: E402
-from hydra_hpo.table import Table  # noqa: E402
 
 
 def ints(text: str) -> list[int]:
@@ -40,30 +37,22 @@ def floats(text: str) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--table", type=Path, default=REPO / "benchmarks" / "tables" / "mlp_digits.jsonl")
-    parser.add_argument("--space", default="mlp", help="a conf/search_space option")
-    parser.add_argument("--rows", type=int, default=None, help="use only the table's first N rows")
-    parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=4)
+    add_common_arguments(parser)
     parser.add_argument("--r-min", type=ints, default=[1, 2], help="comma-separated")
     parser.add_argument("--eta", type=ints, default=[2, 3, 4], help="comma-separated")
     parser.add_argument("--budget-scale", type=floats, default=[0.5, 1.0, 2.0],
                         help=f"multiples of the default budget ({TRIALS_PER_WORKER} mean full trainings per worker)")
-    parser.add_argument("--incumbent", choices=INCUMBENTS, default="epoch", help="as in compare.py")
     args = parser.parse_args(argv)
     logging.getLogger("hydra_hpo").setLevel(logging.ERROR)
 
-    table = Table.load(args.table)
-    table = table.head(args.rows) if args.rows else table
-    space = SearchSpace.from_structured(compose([f"search_space={args.space}"])["search_space"])
-    default_budget = round(TRIALS_PER_WORKER * float(np.mean(table.elapsed[:, -1])), -1)
+    table, space = load_table(args)
     settings = [(r, e) for r in args.r_min for e in args.eta]
     print(f"Table {args.table.name} ({len(table)} rows), {args.seeds} seeds, {args.workers} simulated workers; "
           f"incumbent per {args.incumbent}; cell: t_asha / t_random [90% bootstrap interval] (ASHA's mean best at budget)")
     header = ["budget (s)", "R", "t_random (s)", "random mean best"] + [f"r_min={r}, eta={e}" for r, e in settings]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for scale in args.budget_scale:
-        budget = scale * default_budget
+        budget = scale * default_budget(table)
         seeds = range(args.seeds)
         random = overrides_runner(["hpo=random"], table, space, args.workers, budget, args.incumbent)
         random_runs = [random(s) for s in seeds]

@@ -162,21 +162,38 @@ def peer_runner(name: str, table: Table, space: SearchSpace, workers: int, budge
     return run
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The table, space, seeds, workers and incumbent options (shared with asha_sensitivity.py)."""
     parser.add_argument("--table", type=Path, default=REPO / "benchmarks" / "tables" / "mlp_digits.jsonl")
     parser.add_argument("--space", default="mlp", help="a conf/search_space option")
     parser.add_argument("--rows", type=int, default=None, help="use only the table's first N rows")
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--peer-seeds", type=int, default=None,
-                        help="seeds of the peers (default: --seeds); Optuna TPE takes about 80 s per seed")
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--budget", type=float, default=None,
-                        help=f"simulated seconds; default: {TRIALS_PER_WORKER} mean full trainings per worker")
-    parser.add_argument("--algorithms", default=None, help="comma-separated; default: all available")
     parser.add_argument("--incumbent", choices=INCUMBENTS, default="epoch",
                         help="ours: best after any epoch ended (as the peers report; default), or the tuner's "
                              "incumbent, which hears of a job's epochs when the job ends")
+
+
+def load_table(args: argparse.Namespace) -> tuple[Table, SearchSpace]:
+    """The table of ``--table`` (its first ``--rows`` rows) and the search space of ``--space``."""
+    table = Table.load(args.table)
+    table = table.head(args.rows) if args.rows else table
+    return table, SearchSpace.from_structured(compose([f"search_space={args.space}"])["search_space"])
+
+
+def default_budget(table: Table) -> float:
+    """``TRIALS_PER_WORKER`` mean full trainings, rounded to 10 simulated seconds."""
+    return round(TRIALS_PER_WORKER * float(np.mean(table.elapsed[:, -1])), -1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    parser.add_argument("--peer-seeds", type=int, default=None,
+                        help="seeds of the peers (default: --seeds); Optuna TPE takes about 80 s per seed")
+    parser.add_argument("--budget", type=float, default=None,
+                        help=f"simulated seconds; default: {TRIALS_PER_WORKER} mean full trainings per worker")
+    parser.add_argument("--algorithms", default=None, help="comma-separated; default: all available")
     parser.add_argument("--quick", action="store_true", help="3 seeds")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
@@ -184,13 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     peer_seeds = seeds if args.peer_seeds is None else (min(3, args.peer_seeds) if args.quick else args.peer_seeds)
     logging.getLogger("hydra_hpo").setLevel(logging.ERROR)  # one "budget reached" warning per run
 
-    table = Table.load(args.table)
-    table = table.head(args.rows) if args.rows else table
-    space = SearchSpace.from_structured(compose([f"search_space={args.space}"])["search_space"])
+    table, space = load_table(args)
     final = table.final_errors()
     final = final[np.isfinite(final)]
     full_time = float(np.mean(table.elapsed[:, -1]))
-    budget = args.budget or round(TRIALS_PER_WORKER * full_time, -1)
+    budget = args.budget or default_budget(table)
     targets = {q: float(np.quantile(final, q)) for q in QUANTILES}
 
     notes: list[str] = []
