@@ -98,8 +98,22 @@ def test_unit_round_trip(space: SearchSpace) -> None:
         u = space.to_unit(config)
         assert u.shape == (6,) and np.all((u >= 0) & (u <= 1))
         back = space.from_unit(u)
+        # the contract: ints and choices exactly, floats to the last bits (which depend on the libm build),
+        # and the canonical key exactly
         assert space.key(back) == space.key(config)
-        assert back["model.lr"] == pytest.approx(config["model.lr"])
+        for name, value in config.items():
+            if isinstance(value, float):
+                assert back[name] == pytest.approx(value, rel=1e-12, abs=0)
+            else:
+                assert back[name] == value
+
+
+def test_key_snaps_floats_to_twelve_significant_digits(space: SearchSpace) -> None:
+    config = space.sample(np.random.default_rng(0))
+    nudged = {**config, "model.lr": float(np.nextafter(config["model.lr"], 1.0))}
+    assert nudged["model.lr"] != config["model.lr"]
+    assert space.key(nudged) == space.key(config)
+    assert space.key({**config, "model.lr": config["model.lr"] * (1 + 1e-9)}) != space.key(config)
 
 
 def test_from_unit_edges_and_equal_bins() -> None:

@@ -26,6 +26,9 @@ import numpy as np
 from scipy import stats
 
 
+KEY_DIGITS = 12  # significant digits of a float in SearchSpace.key
+
+
 class SearchSpaceError(ValueError):
     """An invalid search space; the message names the offending key and value."""
 
@@ -272,7 +275,12 @@ class SearchSpace:
         return selected
 
     def key(self, config: Mapping[str, Any]) -> tuple:
-        """A hashable canonical key of a configuration (for duplicate detection)."""
+        """A hashable canonical key of a configuration (for duplicate detection).
+
+        Floats are snapped to 12 significant digits: two values that differ only in the last bits
+        (such as ``from_unit(to_unit(x))`` against ``x``, whose last bit depends on the numpy/libm
+        build) are the same point.
+        """
         key: list[Any] = []
         for name, p in self._params.items():
             value = self._value(config, name)
@@ -281,7 +289,7 @@ class SearchSpace:
             elif isinstance(p, Int):
                 key.append(int(value))
             else:
-                key.append(float(value))
+                key.append(float(f"{float(value):.{KEY_DIGITS}g}"))
         return tuple(key)
 
     # --- validation against the composed job config ----------------------------------------------
