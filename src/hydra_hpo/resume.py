@@ -22,6 +22,11 @@ class ResumeLog:
     A resumed sweep runs the very same scheduler and searcher code; when they ask for a job whose
     result is recorded, the tuner takes the recorded result instead of running it again. Jobs that
     were started but never finished (in flight at a kill) have no result and run again.
+
+    Each run of the sweep (the first one and every resume) writes ``sweep_started`` with its
+    ``n_workers`` and the number of its first ``wait`` (``first_batch``): :meth:`workers_for_batch`
+    tells the tuner how many jobs were in flight when each recorded batch came back, so the replay
+    asks the scheduler at the same moments as the recorded runs did, whatever ``n_workers`` is now.
     """
 
     def __init__(self, events: list[dict]) -> None:
@@ -33,6 +38,9 @@ class ResumeLog:
         self.written: set[tuple] = set()
         self.max_job_idx = -1
         self.clock_offset = 0.0
+        self.max_batch = -1
+        self.n_results = 0
+        self._runs: list[tuple[int, int]] = []  # (first batch, n_workers) of each recorded run that says so
         for position, event in enumerate(events):
             kind = event.get("event")
             if "job_idx" in event:
@@ -45,6 +53,10 @@ class ResumeLog:
             if kind == "segment_finished":
                 key = (int(event["trial_id"]), int(event["previous_resource"]), int(event["resource"]))
                 self._finished[key].append((position, event))
+                self.n_results += 1
+                self.max_batch = max(self.max_batch, int(event.get("batch", position)))
+            if kind == "sweep_started" and "n_workers" in event and "first_batch" in event:
+                self._runs.append((int(event["first_batch"]), int(event["n_workers"])))
             self.written.add(self.identity(kind, event))
 
     @staticmethod
@@ -64,6 +76,36 @@ class ResumeLog:
                     f"{theirs!r} but this sweep's {key} is {mine!r}. Use a new hydra.sweep.dir or the "
                     "same settings."
                 )
+
+    def workers_for_batch(self, batch: int, current: int) -> int:
+        """How many workers the run that handed back ``batch`` had; ``current`` for batches not recorded
+        (or recorded by a run that did not say)."""
+        if batch > self.max_batch:
+            return current
+        workers = current
+        for first, n_workers in self._runs:
+            if first <= batch:
+                workers = n_workers
+        return workers
+
+    def fill_capacity(self, last_batch: int, current: int) -> int:
+        """How many jobs may be in flight once recorded batch ``last_batch`` is handed back (-1: none yet).
+
+        The run that handed back the next batch decided those jobs; at a run's boundary the killed run
+        had already filled its workers before the next run could add its own, so the larger count holds.
+        """
+        following = last_batch + 1
+        capacity = self.workers_for_batch(following, current)
+        boundary = following > self.max_batch or any(first == following for first, _ in self._runs)
+        if last_batch >= 0 and boundary:
+            capacity = max(capacity, self.workers_for_batch(last_batch, current))
+        return capacity
+
+    def pending(self) -> list[dict]:
+        """Recorded results not taken (yet): trial, resources and job number of each."""
+        left = [(position, event) for queue in self._finished.values() for position, event in queue]
+        return [{"trial_id": int(e["trial_id"]), "previous_resource": int(e["previous_resource"]),
+                 "resource": int(e["resource"]), "job_idx": int(e["job_idx"])} for _, e in sorted(left, key=lambda x: x[0])]
 
     def check_trial(self, trial_id: int, config: dict) -> None:
         recorded = self.trial_configs.get(trial_id)

@@ -71,8 +71,13 @@ class Tuner:
 
     ``mode`` is normalized here, and only here: schedulers and searchers always minimize.
     With ``resume`` (a :class:`ResumeLog`), jobs whose results are in the journal are not run again:
-    their recorded results are handed back in their recorded order, so a seeded sweep makes the
-    decisions it made before the interruption.
+    their recorded results are handed back in their recorded order and groups, with as many jobs in
+    flight as the recorded run had (its ``n_workers``, even if ``n_workers`` changed since), so a seeded
+    sweep makes the decisions it made before the interruption. Until the last recorded result is handed
+    back the clock is the recorded one (stop rules are judged as they were). Jobs decided during the
+    replay beyond the executor's own ``n_workers`` wait for a free worker. Recorded results that are never
+    asked for again (fewer ``n_trials``, a stop rule) are reported: a warning, a
+    ``recorded_results_unused`` journal event and ``outcome.extra["recorded_results_unused"]``.
     """
 
     def __init__(
@@ -120,6 +125,10 @@ class Tuner:
         self._attempts: dict[tuple, int] = {}
         self._retry_queue: list[Job] = []
         self._replayed: list[tuple[int, JobResult]] = []  # recorded results waiting to be "finished"
+        self._deferred: list[Job] = []  # live jobs decided during a replay, waiting for a free worker
+        self._last_batch = -1  # the last batch (group of results of one wait) handed back, recorded or live
+        self._replaying = resume is not None and resume.n_results > 0
+        self._replay_clock = 0.0  # the recorded clock while replaying: the last replayed result's finish
         self._next_job_idx = resume.max_job_idx + 1 if resume else 0
         self._clock_offset = resume.clock_offset if resume else 0.0
         self._batch = (max((int(e.get("batch", -1)) for e in resume.events), default=-1) + 1) if resume else 0
@@ -127,7 +136,10 @@ class Tuner:
 
     # ----------------------------------------------------------------- clock and journal
     def clock(self) -> float:
-        """Seconds since the sweep began, including the time before a resume."""
+        """Seconds since the sweep began, including the time before a resume (the recorded clock while
+        recorded results are handed back)."""
+        if self._replaying:
+            return self._replay_clock
         return self._clock_offset + self.executor.clock()
 
     def _log(self, event: str, **fields: Any) -> None:
@@ -144,7 +156,8 @@ class Tuner:
             self.resume.check_fingerprint(self.fingerprint)
         if self.journal is not None:
             self.journal.append("sweep_started", fingerprint=self.fingerprint, resumed=self.resume is not None,
-                                clock=self.clock())
+                                n_workers=self.executor.n_workers, first_batch=self._batch,
+                                clock=self._clock_offset + self.executor.clock())
         interrupted = False
         fatal: Exception | None = None
         try:
@@ -153,7 +166,10 @@ class Tuner:
             interrupted = isinstance(stop, KeyboardInterrupt)
             fatal = None if interrupted else stop
             self._stop_reason = "interrupted (Ctrl-C)" if interrupted else str(stop)
-            for result in self.executor.shutdown():
+            never_started = [JobResult(job=job, status=INTERRUPTED, started=self.clock(), finished=self.clock())
+                             for job in self._deferred]
+            self._deferred.clear()
+            for result in [*self.executor.shutdown(), *never_started]:
                 result = dataclasses.replace(result, status=INTERRUPTED, error="sweep interrupted")
                 self._log("segment_interrupted", trial_id=result.job.trial_id, job_idx=result.job.job_idx,
                           resource=result.job.resource, clock=self.clock())
@@ -165,6 +181,13 @@ class Tuner:
             self._end_trial(trial_id)
         for trial_id in list(self.trials):
             self._end_trial(trial_id)
+        unused = self.resume.pending() if self.resume is not None else []
+        if unused and not interrupted and fatal is None:
+            log.warning("%d recorded results were not asked for again (the sweep now stops earlier or runs "
+                        "fewer trials): %s", len(unused), ", ".join(
+                            f"trial {u['trial_id']} epochs {u['previous_resource']}->{u['resource']}" for u in unused))
+            if self.journal is not None:
+                self.journal.append("recorded_results_unused", segments=unused, clock=self.clock())
         if self.journal is not None:
             self.journal.append("sweep_finished", reason=self._stop_reason or "done", clock=self.clock())
             self.journal.close()
@@ -180,6 +203,7 @@ class Tuner:
             interrupted=interrupted,
             failures=self.n_failed_trials,
             fatal=fatal,
+            extra={"recorded_results_unused": len(unused)} if unused else {},
         )
 
     def _loop(self) -> None:
@@ -198,10 +222,13 @@ class Tuner:
                 self._handle(result)
 
     def _free_slots(self) -> int:
-        return self.executor.n_workers - self._num_running()
+        capacity = self.executor.n_workers
+        if self.resume is not None:  # as many in flight as the run that handed back the next recorded batch
+            capacity = self.resume.fill_capacity(self._last_batch, capacity)
+        return capacity - self._num_running()
 
     def _num_running(self) -> int:
-        return self.executor.num_running() + len(self._replayed)
+        return self.executor.num_running() + len(self._replayed) + len(self._deferred)
 
     def _next_job(self) -> Any:
         if self._retry_queue:
@@ -227,14 +254,26 @@ class Tuner:
                       previous_resource=job.previous_resource, resource=job.resource, clock=self.clock())
         self._log("segment_started", trial_id=job.trial_id, job_idx=job.job_idx,
                   previous_resource=job.previous_resource, resource=job.resource, seed=job.seed, clock=self.clock())
-        self.executor.submit(job)
+        if self.executor.num_running() < self.executor.n_workers:
+            self.executor.submit(job)
+        else:  # a replay of a run with more workers decided it: it starts when a worker is free
+            self._deferred.append(job)
 
     def _wait(self) -> list[JobResult]:
         if self._replayed:
             first_batch = min(batch for batch, _ in self._replayed)
             ready = [r for b, r in self._replayed if b == first_batch]
             self._replayed = [(b, r) for b, r in self._replayed if b != first_batch]
+            self._last_batch = max(self._last_batch, first_batch)
+            self._replay_clock = max([self._replay_clock, *(r.finished for r in ready)])
             return ready
+        if self._replaying:  # every recorded result asked for is handed back: the live clock takes over
+            self._replaying = False
+            if self.journal is not None:
+                self.journal.append("replay_finished", replayed=self.resume.n_results - len(self.resume.pending()),
+                                    clock=self.clock())
+        while self._deferred and self.executor.num_running() < self.executor.n_workers:
+            self.executor.submit(self._deferred.pop(0))
         results = self.executor.wait()
         shifted = [
             dataclasses.replace(r, started=r.started + self._clock_offset, finished=r.finished + self._clock_offset)
@@ -242,6 +281,7 @@ class Tuner:
         ]
         for result in shifted:
             self._log_finished(result, self._batch)
+        self._last_batch = self._batch
         self._batch += 1
         return shifted
 
