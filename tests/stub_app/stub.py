@@ -13,7 +13,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 
 @hydra.main(version_base="1.3", config_path=str(Path(__file__).parent / "conf"), config_name="stub")
@@ -31,7 +31,9 @@ def main(cfg: DictConfig) -> float:
     sleeps = list(cfg.sleep) if cfg.sleep else [0.0]
     time.sleep(float(sleeps[trial % len(sleeps)]) if trial >= 0 else 0.0)
     value = float("nan") if what == "diverge" else (cfg.x - 0.3) ** 2 + (0.1 if cfg.act == "tanh" else 0.0)
-    (out / "times.json").write_text(json.dumps({"start": started, "end": time.time(), "pid": os.getpid()}))
+    seen = OmegaConf.to_container(cfg, resolve=True)  # the config as the job received it, for tests to check
+    (out / "times.json").write_text(json.dumps({"start": started, "end": time.time(), "pid": os.getpid(),
+                                                "trial": trial, "config": seen}))
     return value
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from hydra_hpo.trial import COMPLETED, DIVERGED, FAILED, KILLED, Job, JobResult
 from hydra_hpo.tuner import FatalSweepError
@@ -14,17 +14,31 @@ _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-./]*$")
 
 
 def format_value(value: Any) -> str:
-    """A Python value as Hydra override text that parses back to the same value and type."""
+    """A Python value as Hydra override text that parses back to the same value and type.
+
+    Lists and dicts (``choice([16,16],[32,32])``) become Hydra lists and dicts, element by element.
+    """
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{_dict_key(k)}:{format_value(v)}" for k, v in value.items()) + "}"
     text = str(value)
     if _PLAIN.match(text) and text.lower() not in ("true", "false", "null", "nan", "inf"):
         return text
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _dict_key(key: Any) -> str:
+    text = str(key)
+    if not _PLAIN.match(text):
+        raise ValueError(f"dict key {text!r} cannot be written as a Hydra override (use letters, digits, _ - . /)")
+    return text
 
 
 def override_key(override: str) -> str:
