@@ -1,7 +1,8 @@
 """A stub task for sweeper tests: no training, a known loss, and failures on request.
 
 ``behaviour`` maps a trial id to what that trial does: "fail" raises, "diverge" returns NaN, "kill"
-kills its own process with SIGKILL, "hang" sleeps far past any timeout. ``sleep`` makes the job take
+kills its own process with SIGKILL, "hang" sleeps far past any timeout (``hang_once``: not on a retry; ``ignore_stop``: deaf to the sweeper's stop signal).
+Each job notes in times.json whether another job of its trial was still running when it started. ``sleep`` makes the job take
 that many seconds (a list: per trial id, cycled) so tests can observe overlapping jobs.
 """
 
@@ -26,15 +27,45 @@ def main(cfg: DictConfig) -> float:
         raise RuntimeError(f"trial {trial} fails on purpose")
     if what == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-    if what == "hang":
-        time.sleep(float(cfg.get("hang_seconds", 20)))
+    # Like a training run, a job "writes" its trial's checkpoint directory while it runs: writer.pid says who.
+    writer = Path(cfg.trial.checkpoint_dir) / "writer.pid" if cfg.trial.checkpoint_dir else None
+    shared, retry = False, False
+    if writer is not None:
+        writer.parent.mkdir(parents=True, exist_ok=True)
+        retry = (writer.parent / "attempted").exists()
+        (writer.parent / "attempted").touch()
+        shared = writer.exists() and _alive(int(writer.read_text() or 0))  # another job of this trial still runs
+        writer.write_text(str(os.getpid()))
+    if cfg.get("ignore_stop", False):  # like a job stuck in native code: deaf to the sweeper's stop signal
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    try:
+        if what == "hang" and not (retry and cfg.get("hang_once", False)):
+            time.sleep(float(cfg.get("hang_seconds", 20)))
+    except Exception as error:  # stopped by the sweeper
+        (out / "stopped.json").write_text(json.dumps({"at": time.time(), "error": repr(error), "pid": os.getpid()}))
+        if writer is not None:  # this job no longer writes (a pool worker lives on)
+            writer.unlink(missing_ok=True)
+        raise
     sleeps = list(cfg.sleep) if cfg.sleep else [0.0]
     time.sleep(float(sleeps[trial % len(sleeps)]) if trial >= 0 else 0.0)
     value = float("nan") if what == "diverge" else (cfg.x - 0.3) ** 2 + (0.1 if cfg.act == "tanh" else 0.0)
     seen = OmegaConf.to_container(cfg, resolve=True)  # the config as the job received it, for tests to check
     (out / "times.json").write_text(json.dumps({"start": started, "end": time.time(), "pid": os.getpid(),
-                                                "trial": trial, "config": seen}))
+                                                "trial": trial, "config": seen, "shared_checkpoint": shared}))
     return value
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (killed, not yet reaped by its parent) no longer writes anything
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0] != "Z"
+    except OSError:
+        return True
 
 
 if __name__ == "__main__":

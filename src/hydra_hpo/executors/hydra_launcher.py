@@ -17,6 +17,7 @@ import time
 from typing import Any, Callable, Sequence
 
 from hydra_hpo.executors.base import Executor
+from hydra_hpo.executors.job_process import JobProcesses
 from hydra_hpo.trial import INTERRUPTED, TIMEOUT, Job, JobResult
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,13 @@ def _contiguous_runs(jobs: Sequence[Job]) -> list[list[Job]]:
 class HydraAsyncExecutor(Executor):
     """Keeps up to ``n_workers`` one-job launches in flight, each in its own thread.
 
-    ``timeout`` (seconds) abandons a job that runs too long: it is reported with status ``timeout``
-    (the job itself is also told its timeout and normally stops on its own first).
+    ``timeout`` (seconds) stops a job that runs too long; it is reported with status ``timeout``. The job
+    itself is told its timeout and normally stops on its own first; ``grace`` seconds later the executor
+    asks it to stop (``processes``, a :class:`JobProcesses`: the job raises ``JobStopped``), and
+    ``kill_grace`` seconds after that kills its process. The timeout counts from the job's own start
+    (a job queued in a launcher's pool is not timed), and the result is reported only once the launch
+    has returned, so a retry never shares the trial's checkpoint with a job that may still be writing.
+    Without ``processes`` a job past its time is abandoned (reported at once, its process left running).
     """
 
     def __init__(
@@ -118,6 +124,8 @@ class HydraAsyncExecutor(Executor):
         collect: CollectFn,
         timeout: float | None = None,
         grace: float | None = None,
+        processes: JobProcesses | None = None,
+        kill_grace: float = 5.0,
     ) -> None:
         super().__init__(n_workers)
         self.launcher = launcher
@@ -130,6 +138,9 @@ class HydraAsyncExecutor(Executor):
         self._done: queue.Queue = queue.Queue()
         self._running: dict[int, tuple[Job, float]] = {}
         self._abandoned: set[int] = set()
+        self.processes = processes
+        self.kill_grace = kill_grace
+        self._stopping: dict[int, tuple[float, bool]] = {}  # job_idx -> (when asked to stop, killed)
 
     def clock(self) -> float:
         return self._clock()
@@ -168,14 +179,29 @@ class HydraAsyncExecutor(Executor):
 
     def _take(self, item: tuple) -> list[JobResult]:
         job, ret, error, started, finished = item
+        if self.processes is not None:
+            self.processes.forget(job.job_idx)
         if job.job_idx in self._abandoned:
             self._abandoned.discard(job.job_idx)
             return []
         self._running.pop(job.job_idx, None)
-        return [self.collect(job, ret, error, started, finished)]
+        result = self.collect(job, ret, error, started, finished)
+        if self._stopping.pop(job.job_idx, None) is not None:
+            result = JobResult(job=job, status=TIMEOUT, curve=result.curve, seconds=result.seconds, started=started,
+                               finished=finished, output_dir=result.output_dir,
+                               error=f"exceeded hpo.trial_timeout={self.timeout} s; stopped")
+        return [result]
+
+    def _job_started(self, job_idx: int) -> float | None:
+        """When the job's process started (executor clock), None while it has not (queued in a pool)."""
+        info = self.processes.info(job_idx) if self.processes is not None else None
+        return None if info is None else float(info["started"]) - self._clock.t0
 
     def _expired(self) -> list[JobResult]:
         if self.timeout is None:
+            return []
+        if self.processes is not None:
+            self._stop_overdue()
             return []
         now = self.clock()
         expired = []
@@ -188,6 +214,26 @@ class HydraAsyncExecutor(Executor):
                 expired.append(JobResult(job=job, status=TIMEOUT, started=started, finished=now,
                                          error=f"exceeded hpo.trial_timeout={self.timeout} s"))
         return expired
+
+    def _stop_overdue(self) -> None:
+        assert self.processes is not None and self.timeout is not None
+        now = self.clock()
+        for job_idx, (job, _) in list(self._running.items()):
+            if job_idx in self._stopping:
+                asked, killed = self._stopping[job_idx]
+                if not killed and now - asked > self.kill_grace:
+                    killed = self.processes.kill(job_idx)
+                    if killed:
+                        log.warning("Job %d (trial %d) did not stop; killed its process", job_idx, job.trial_id)
+                    self._stopping[job_idx] = (now if not killed else asked, killed)
+                continue
+            started = self._job_started(job_idx)
+            if started is not None and now - started > self.timeout + self.grace:
+                self._stopping[job_idx] = (now, False)
+                reached = self.processes.request_stop(job_idx)
+                log.warning("Job %d (trial %d) exceeded hpo.trial_timeout=%s s; %s", job_idx, job.trial_id,
+                            self.timeout, "stopping it" if reached else "its process is not reachable from here; "
+                            "waiting for its launcher to end it")
 
     def shutdown(self) -> list[JobResult]:
         now = self.clock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hydra_hpo.executors.hydra_jobs import JobOverrides, ResultCollector, override_key
 from hydra_hpo.executors.hydra_launcher import HydraAsyncExecutor, HydraBatchExecutor
+from hydra_hpo.executors.job_process import JOBS_DIR, JobProcessCallback, JobProcesses
 from hydra_hpo.journal import JOURNAL_NAME, Journal, JournalError
 from hydra_hpo.records import TrialRecord
 from hydra_hpo.atomic import atomic_write_text
@@ -112,6 +114,12 @@ class HPOSweeperImpl(Sweeper):
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
+        # Every job announces its process (pid file, stop signal) so a job past hpo.trial_timeout can be
+        # stopped; the launcher runs the callbacks of this very context in the job's process.
+        self.jobs_dir = (Path(str(config.hydra.sweep.dir)) / JOBS_DIR).resolve()
+        callbacks = getattr(getattr(hydra_context, "callbacks", None), "callbacks", None)
+        if isinstance(callbacks, list):
+            callbacks.append(JobProcessCallback(str(self.jobs_dir), os.getpid()))
 
     def sweep(self, arguments: list[str]) -> SweepOutcome:
         assert self.config is not None
@@ -148,7 +156,9 @@ class HPOSweeperImpl(Sweeper):
         return None
 
     def _executor(self, settings: HPOSettings, overrides: JobOverrides, collect: ResultCollector):
-        sequential = type(self.launcher).__name__ == "BasicLauncher"
+        from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+
+        sequential = isinstance(self.launcher, BasicLauncher)  # runs jobs in this process, one after another
         mode = settings.executor if settings.executor != "auto" else ("batch" if sequential else "async")
         if mode == "async" and sequential:
             raise ValueError("hpo.executor=async cannot drive hydra/launcher=basic: its jobs run in this process; "
@@ -158,12 +168,14 @@ class HPOSweeperImpl(Sweeper):
                      "use hydra/launcher=joblib or submitit_local for parallel, asynchronous jobs", settings.n_workers)
         if mode == "batch":
             return HydraBatchExecutor(self.launcher, settings.n_workers, overrides, collect, sequential=sequential)
-        return HydraAsyncExecutor(self.launcher, settings.n_workers, overrides, collect, timeout=settings.trial_timeout)
+        return HydraAsyncExecutor(self.launcher, settings.n_workers, overrides, collect, timeout=settings.trial_timeout,
+                                  processes=JobProcesses(self.jobs_dir))
 
     def _finish(self, outcome: SweepOutcome, plan: SweepPlan, sweep_dir: Path) -> None:
         checkpoints = sweep_dir / "checkpoints"
         if checkpoints.is_dir() and not any(checkpoints.rglob("*.ckpt")):
             shutil.rmtree(checkpoints, ignore_errors=True)  # every trial ended: nothing left to resume from
+        shutil.rmtree(sweep_dir / JOBS_DIR, ignore_errors=True)  # only files of jobs that have ended
         summary = write_summary(outcome, sweep_dir, plan.metric, plan.settings.mode)
         if outcome.best is not None:
             best_path = sweep_dir / BEST_CONFIG
