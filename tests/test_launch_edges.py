@@ -89,3 +89,38 @@ def test_a_timed_out_job_deaf_to_the_stop_signal_is_killed_before_its_retry_star
     assert not (tmp_path / str(first) / "stopped.json").exists()  # it never reacted: it was killed
     retry = json.loads((tmp_path / str(second) / "times.json").read_text())
     assert retry["shared_checkpoint"] is False
+
+
+def _journal(sweep_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (sweep_dir / "journal.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher,n_jobs", [("joblib", 100), ("submitit_local", 48)])  # a process per submitit job
+def test_many_jobs_launched_from_eight_threads_each_get_their_own_config_log_and_result(tmp_path, launcher, n_jobs):
+    options = [o.replace("n_jobs=2", "n_jobs=8") for o in LAUNCHERS[launcher]]
+    proc = run_stub(tmp_path, *options, "hpo.n_workers=8", f"hpo.n_trials={n_jobs}", "sleep=[0.05,0.0,0.1]")
+    events = _journal(tmp_path)
+    configs = {e["trial_id"]: e["config"] for e in events if e["event"] == "trial_started"}
+    finished = {e["job_idx"]: e for e in events if e["event"] == "segment_finished"}
+    assert len(configs) == n_jobs and len(finished) == n_jobs
+    for job_idx, event in finished.items():
+        trial = event["trial_id"]
+        job_dir = tmp_path / str(job_idx)
+        job_config = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
+        hydra_config = OmegaConf.load(job_dir / ".hydra" / "hydra.yaml")
+        assert job_config.trial.id == trial and hydra_config.hydra.job.num == job_idx
+        assert job_config.x == configs[trial]["x"] and job_config.act == configs[trial]["act"]
+        received = json.loads((job_dir / "times.json").read_text())
+        assert received["trial"] == trial and received["config"]["x"] == configs[trial]["x"]
+        expected = (configs[trial]["x"] - 0.3) ** 2 + (0.1 if configs[trial]["act"] == "tanh" else 0.0)
+        assert event["status"] == "completed" and event["value"] == pytest.approx(expected, rel=1e-12)
+        log_lines = [line for line in (job_dir / "stub.log").read_text().splitlines() if "stub job" in line]
+        assert log_lines and all(f"trial={trial} num={job_idx}" in line for line in log_lines), log_lines
+    # the sweeper's own log kept every report line (logging is configured again by every launch)
+    reports = [line for line in (proc.stdout + proc.stderr).splitlines() if "] trial " in line and "[job " in line]
+    assert len(reports) == n_jobs
+    # the jobs did overlap: up to 8 at once
+    times = sorted((json.loads(p.read_text())["start"], json.loads(p.read_text())["end"])
+                   for p in tmp_path.glob("*/times.json"))
+    assert any(s2 < e1 for (s1, e1), (s2, e2) in zip(times, times[1:]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hydra_hpo.checkpoints import CheckpointStore
 from hydra_hpo.executors.base import Executor
 from hydra_hpo.journal import Journal
 from hydra_hpo.resume import ResumeLog
@@ -25,6 +26,7 @@ def build_tuner(
     resume: ResumeLog | None = None,
     fingerprint: dict[str, Any] | None = None,
     callbacks: list[Any] | None = None,
+    checkpoints: CheckpointStore | None = None,
 ) -> Tuner:
     """Searcher, scheduler and tuner as ``settings`` describe them, driving ``executor``."""
     searcher = build_searcher(settings.searcher, space, seed=settings.seed, initial_config=initial_config,
@@ -35,4 +37,5 @@ def build_tuner(
         scheduler, executor, seed=settings.seed, mode=settings.mode, journal=journal, resume=resume,
         fingerprint=fingerprint, max_failure_rate=settings.max_failure_rate, max_retries=settings.max_retries,
         budget_seconds=settings.budget_seconds, budget_epochs=settings.budget_epochs, callbacks=callbacks,
+        checkpoints=checkpoints,
     )

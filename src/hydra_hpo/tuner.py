@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from hydra_hpo.checkpoints import CheckpointStore
 from hydra_hpo.journal import Journal
 from hydra_hpo.records import TrialRecord
 from hydra_hpo.resume import ResumeLog
@@ -95,6 +96,7 @@ class Tuner:
         budget_seconds: float | None = None,
         budget_epochs: int | None = None,
         callbacks: list[Any] | None = None,
+        checkpoints: CheckpointStore | None = None,
     ) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"hpo.mode must be 'min' or 'max', got hpo.mode={mode!r}")
@@ -114,6 +116,8 @@ class Tuner:
         self.budget_seconds = budget_seconds
         self.budget_epochs = budget_epochs
         self.callbacks = list(callbacks or [])
+        self.checkpoints = checkpoints
+        self._keep_checkpoints = False  # an interrupted sweep keeps every checkpoint, to resume from
 
         self.trials: dict[int, TrialRecord] = {}
         self.best: Incumbent | None = None
@@ -165,6 +169,7 @@ class Tuner:
         except (KeyboardInterrupt, FatalSweepError) as stop:
             interrupted = isinstance(stop, KeyboardInterrupt)
             fatal = None if interrupted else stop
+            self._keep_checkpoints = True
             self._stop_reason = "interrupted (Ctrl-C)" if interrupted else str(stop)
             never_started = [JobResult(job=job, status=INTERRUPTED, started=self.clock(), finished=self.clock())
                              for job in self._deferred]
@@ -203,7 +208,8 @@ class Tuner:
             interrupted=interrupted,
             failures=self.n_failed_trials,
             fatal=fatal,
-            extra={"recorded_results_unused": len(unused)} if unused else {},
+            extra={**({"recorded_results_unused": len(unused)} if unused else {}),
+                   **(self.checkpoints.finish() if self.checkpoints is not None else {})},
         )
 
     def _loop(self) -> None:
@@ -300,6 +306,8 @@ class Tuner:
             result = dataclasses.replace(result, status=DIVERGED, error=result.error or f"metric is {result.value}")
         job = result.job
         record = self._record(result)
+        if self.checkpoints is not None:
+            self.checkpoints.measure()  # the job has written its checkpoint; those of ending trials go below
         if not result.ok:
             key = (job.trial_id, job.previous_resource, job.resource)
             attempts = self._attempts.get(key, 0)
@@ -355,6 +363,11 @@ class Tuner:
         event = "trial_completed" if record.status == COMPLETED else "trial_failed"
         self._log(event, trial_id=trial_id, status=record.status, value=record.value, resource=record.resource,
                   error=record.error if record.status != COMPLETED else None, clock=self.clock())
+        if self.checkpoints is not None and not self._keep_checkpoints:
+            freed = self.checkpoints.release(trial_id)
+            if freed is not None:
+                self._log("checkpoint_deleted", trial_id=trial_id, bytes=freed,
+                          reason=self.scheduler.end_reason(trial_id) or "the trial ended", clock=self.clock())
         for callback in self.callbacks:
             if hasattr(callback, "on_trial_end"):
                 callback.on_trial_end(record, self)

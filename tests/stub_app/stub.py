@@ -2,11 +2,13 @@
 
 ``behaviour`` maps a trial id to what that trial does: "fail" raises, "diverge" returns NaN, "kill"
 kills its own process with SIGKILL, "hang" sleeps far past any timeout (``hang_once``: not on a retry; ``ignore_stop``: deaf to the sweeper's stop signal).
+``ckpt_bytes`` writes a checkpoint of that size into the trial's checkpoint directory.
 Each job notes in times.json whether another job of its trial was still running when it started. ``sleep`` makes the job take
 that many seconds (a list: per trial id, cycled) so tests can observe overlapping jobs.
 """
 
 import json
+import logging
 import os
 import signal
 import time
@@ -23,6 +25,7 @@ def main(cfg: DictConfig) -> float:
     out = Path(HydraConfig.get().runtime.output_dir)
     started = time.time()
     what = cfg.behaviour.get(str(trial), None)
+    logging.getLogger("stub").info("stub job trial=%s num=%s", trial, HydraConfig.get().job.num)
     if what == "fail":
         raise RuntimeError(f"trial {trial} fails on purpose")
     if what == "kill":
@@ -36,6 +39,8 @@ def main(cfg: DictConfig) -> float:
         (writer.parent / "attempted").touch()
         shared = writer.exists() and _alive(int(writer.read_text() or 0))  # another job of this trial still runs
         writer.write_text(str(os.getpid()))
+    if writer is not None and cfg.get("ckpt_bytes", 0):  # a checkpoint like a training run's, of a known size
+        (writer.parent / "last.ckpt").write_bytes(b"\0" * int(cfg.ckpt_bytes))
     if cfg.get("ignore_stop", False):  # like a job stuck in native code: deaf to the sweeper's stop signal
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from hydra_hpo.trial import COMPLETED, DIVERGED, FAILED, KILLED, Job, JobResult
 from hydra_hpo.tuner import FatalSweepError
@@ -50,15 +50,12 @@ def override_key(override: str) -> str:
 class JobOverrides:
     """Builds each job's override list: forwarded user overrides, then the trial's own values."""
 
-    def __init__(self, forwarded: Sequence[str], checkpoint_root: Path, resource_key: str,
+    def __init__(self, forwarded: Sequence[str], checkpoint_dir: Callable[[int], Path], resource_key: str,
                  timeout: float | None = None) -> None:
-        self.checkpoint_root = Path(checkpoint_root)
+        self.checkpoint_dir = checkpoint_dir  # trial id -> its checkpoint directory (a CheckpointStore's dir)
         self.resource_key = resource_key
         self.timeout = timeout
         self.forwarded = list(forwarded)
-
-    def checkpoint_dir(self, trial_id: int) -> Path:
-        return self.checkpoint_root / f"trial_{trial_id}"
 
     def __call__(self, job: Job) -> list[str]:
         own = {key: format_value(value) for key, value in job.config.items()}

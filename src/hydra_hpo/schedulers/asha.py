@@ -26,6 +26,12 @@ class ASHAScheduler(MultiFidelityScheduler):
     go before new configurations.
 
     Failed jobs end their trial and rank last at their rung (they still count in ``n``).
+
+    ``max_paused_checkpoints`` (promotion type): a paused trial keeps its checkpoint, so disk use grows
+    with ``n_trials``. With this bound, at most that many paused trials per rung stay promotable: those
+    with the best losses there. The others end (``end_reason`` says why) and their checkpoints go;
+    they are never promoted, so when the bound binds, a later promotion from that rung goes to the
+    next kept trial instead.
     """
 
     def __init__(
@@ -36,9 +42,20 @@ class ASHAScheduler(MultiFidelityScheduler):
         r_max: int,
         eta: int,
         type: str = "promotion",  # noqa: A002 - the config key is hpo.type
+        max_paused_checkpoints: int | None = None,
     ) -> None:
         if type not in ASHA_TYPES:
             raise ValueError(f"hpo.type={type!r}: must be one of {', '.join(ASHA_TYPES)}")
+        if max_paused_checkpoints is not None:
+            if isinstance(max_paused_checkpoints, bool) or not isinstance(max_paused_checkpoints, int) \
+                    or max_paused_checkpoints < 1:
+                raise ValueError(f"hpo.max_paused_checkpoints={max_paused_checkpoints!r}: must be an integer >= 1 "
+                                 "or null")
+            if type != "promotion":
+                raise ValueError(f"hpo.max_paused_checkpoints={max_paused_checkpoints}: only with hpo.type=promotion "
+                                 "(the stopping type pauses no trial)")
+        self.max_paused_checkpoints = max_paused_checkpoints
+        self._released: dict[int, str] = {}  # paused trials ended by the bound, and why
         super().__init__(searcher, n_trials, r_min, r_max, eta)
         self.type = type
         # per rung below the top: results (None for a failed job) and trials promoted from it
@@ -64,7 +81,7 @@ class ASHAScheduler(MultiFidelityScheduler):
             losses = self._losses[rung]
             top = ranked(losses)[: promotion_quota(len(losses), self.eta)]
             for trial_id in top:
-                if trial_id not in self._promoted[rung]:
+                if trial_id not in self._promoted[rung] and trial_id not in self._released:
                     self._promoted[rung].add(trial_id)
                     config = self._configs[trial_id]
                     return Job(trial_id, config, self.levels[rung + 1], self.levels[rung])
@@ -84,6 +101,8 @@ class ASHAScheduler(MultiFidelityScheduler):
             self._losses[rung][job.trial_id] = loss
         if loss is None or rung == len(self.levels) - 1:
             return self._end([job.trial_id])
+        if self.max_paused_checkpoints is not None:
+            return self._end(self._release_paused(rung))
         if self.type == "stopping":
             if not self._continues(rung, loss):
                 return self._end([job.trial_id])
@@ -91,6 +110,19 @@ class ASHAScheduler(MultiFidelityScheduler):
                 Job(job.trial_id, job.config, self.levels[rung + 1], self.levels[rung])
             )
         return []
+
+    def _release_paused(self, rung: int) -> list[int]:
+        """The paused trials at ``rung`` beyond the ``max_paused_checkpoints`` best: no longer promotable."""
+        paused = [t for t in ranked(self._losses[rung])
+                  if t not in self._promoted[rung] and t not in self._released and t in self._alive]
+        released = paused[self.max_paused_checkpoints:]
+        for trial_id in released:
+            self._released[trial_id] = (f"hpo.max_paused_checkpoints={self.max_paused_checkpoints}: not among the "
+                                        f"best paused trials at rung {self.levels[rung]}")
+        return released
+
+    def end_reason(self, trial_id: int) -> str | None:
+        return self._released.get(trial_id)
 
     def _continues(self, rung: int, loss: float) -> bool:
         losses = self._losses[rung]

@@ -46,6 +46,10 @@ class Scheduler(ABC):
         A failed result (``result.ok`` false) ends its trial.
         """
 
+    def end_reason(self, trial_id: int) -> str | None:
+        """Why the scheduler ended ``trial_id`` early, when it is not the plain end of the trial's run."""
+        return None
+
     def finalize(self) -> list[int]:
         """Ids of trials still alive, not yet reported by ``on_result``, when the tuner stops."""
         return []

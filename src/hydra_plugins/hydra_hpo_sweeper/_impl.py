@@ -21,6 +21,7 @@ from hydra_hpo.journal import JOURNAL_NAME, Journal, JournalError
 from hydra_hpo.records import TrialRecord
 from hydra_hpo.atomic import atomic_write_text
 from hydra_hpo.build import build_tuner
+from hydra_hpo.checkpoints import CheckpointStore
 from hydra_hpo.results import RESULTS_YAML, TRIALS_CSV, write_summary
 from hydra_hpo.resume import ResumeLog
 from hydra_hpo.settings import HPOSettings
@@ -75,10 +76,8 @@ class SweepPlan:
 class _Reporter:
     """Prints a line per finished job and the best so far; keeps the summary files current."""
 
-    def __init__(self, plan: SweepPlan, sweep_dir: Path, checkpoints: JobOverrides) -> None:
+    def __init__(self, plan: SweepPlan) -> None:
         self.plan = plan
-        self.sweep_dir = sweep_dir
-        self.checkpoints = checkpoints
 
     def on_result(self, result: JobResult, record: TrialRecord, tuner: Tuner) -> None:
         job = result.job
@@ -91,10 +90,6 @@ class _Reporter:
         best_text = f"best {best.value:.4f} (trial {best.trial_id}, {best.resource} epochs)" if best else "no best yet"
         log.info("trial %d [job %d, epochs %d->%d] %s -> %s (%.1f s) | %s", job.trial_id, job.job_idx,
                  job.previous_resource, job.resource, params, outcome, result.finished - result.started, best_text)
-
-    def on_trial_end(self, record: TrialRecord, tuner: Tuner) -> None:
-        if not self.plan.settings.keep_checkpoints:
-            shutil.rmtree(self.checkpoints.checkpoint_dir(record.trial_id), ignore_errors=True)
 
 
 def _short(value: Any) -> str:
@@ -130,12 +125,12 @@ class HPOSweeperImpl(Sweeper):
         journal = Journal(sweep_dir / JOURNAL_NAME)
         resume = self._resume_log(journal, settings)
 
-        overrides = JobOverrides(plan.forwarded, (sweep_dir / "checkpoints").resolve(), settings.resource_key,
-                                 settings.trial_timeout)
+        checkpoints = CheckpointStore((sweep_dir / "checkpoints").resolve(), keep=settings.keep_checkpoints)
+        overrides = JobOverrides(plan.forwarded, checkpoints.dir, settings.resource_key, settings.trial_timeout)
         executor = self._executor(settings, overrides, ResultCollector(sweep_dir, plan.metric))
         tuner = build_tuner(settings, plan.space, plan.max_resource, executor, initial_config=plan.initial_config,
                             journal=journal, resume=resume, fingerprint=plan.fingerprint(),
-                            callbacks=[_Reporter(plan, sweep_dir, overrides)])
+                            callbacks=[_Reporter(plan)], checkpoints=checkpoints)
         log.info("hydra-hpo: %s search, %s scheduler, %d trials, %d workers, sweep dir %s", settings.searcher,
                  settings.scheduler, settings.n_trials, settings.n_workers, sweep_dir)
         outcome = tuner.run()
@@ -172,9 +167,6 @@ class HPOSweeperImpl(Sweeper):
                                   processes=JobProcesses(self.jobs_dir))
 
     def _finish(self, outcome: SweepOutcome, plan: SweepPlan, sweep_dir: Path) -> None:
-        checkpoints = sweep_dir / "checkpoints"
-        if checkpoints.is_dir() and not any(checkpoints.rglob("*.ckpt")):
-            shutil.rmtree(checkpoints, ignore_errors=True)  # every trial ended: nothing left to resume from
         shutil.rmtree(sweep_dir / JOBS_DIR, ignore_errors=True)  # only files of jobs that have ended
         summary = write_summary(outcome, sweep_dir, plan.metric, plan.settings.mode)
         if outcome.best is not None:
