@@ -162,7 +162,7 @@ class HydraAsyncExecutor(Executor):
             self._done.put((job, None, exc, started, self.clock()))
 
     def wait(self) -> list[JobResult]:
-        results: list[JobResult] = []
+        results: list[JobResult] = self._expired()  # also when other jobs keep finishing
         while not results:
             try:
                 item = self._done.get(timeout=0.2)  # short timeout: Ctrl-C is seen promptly
@@ -186,7 +186,7 @@ class HydraAsyncExecutor(Executor):
             return []
         self._running.pop(job.job_idx, None)
         result = self.collect(job, ret, error, started, finished)
-        if self._stopping.pop(job.job_idx, None) is not None:
+        if self._stopping.pop(job.job_idx, None) is not None and not result.ok:  # (it may have just finished)
             result = JobResult(job=job, status=TIMEOUT, curve=result.curve, seconds=result.seconds, started=started,
                                finished=finished, output_dir=result.output_dir,
                                error=f"exceeded hpo.trial_timeout={self.timeout} s; stopped")
