@@ -124,3 +124,24 @@ def test_many_jobs_launched_from_eight_threads_each_get_their_own_config_log_and
     times = sorted((json.loads(p.read_text())["start"], json.loads(p.read_text())["end"])
                    for p in tmp_path.glob("*/times.json"))
     assert any(s2 < e1 for (s1, e1), (s2, e2) in zip(times, times[1:]))
+
+
+def test_resume_through_the_sweeper_with_more_workers_and_trials(tmp_path, monkeypatch):
+    def sweep(*overrides):
+        GlobalHydra.instance().clear()
+        monkeypatch.setattr(sys, "argv", ["stub.py", "-m", f"hydra.sweep.dir={tmp_path}", "hpo.scheduler=asha",
+                                          "+hpo.r_min=1", "+hpo.eta=2", "trainer.max_epochs=4", *overrides])
+        stub.main()
+
+    sweep("hpo.n_trials=6", "hpo.n_workers=2")
+    first = _journal(tmp_path)
+    sweep("hpo.n_trials=9", "hpo.n_workers=3", "hpo.resume=true")
+    events = _journal(tmp_path)
+    starts = [e for e in events if e["event"] == "sweep_started"]
+    assert [e["n_workers"] for e in starts] == [2, 3] and starts[1]["first_batch"] > 0
+    assert not any(e["event"] == "recorded_results_unused" for e in events)
+    # the recorded jobs were not run again: every job number of the first run appears once
+    finished = [e["job_idx"] for e in events if e["event"] == "segment_finished"]
+    assert len(finished) == len(set(finished))
+    assert {e["job_idx"] for e in first if e["event"] == "segment_finished"} <= set(finished)
+    assert OmegaConf.load(tmp_path / "optimization_results.yaml").n_trials == 9
