@@ -78,7 +78,8 @@ class JobProcessCallback(Callback):
             return
         (Path(self.jobs_dir) / f"{num}.json").unlink(missing_ok=True)
         if self._previous is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGUSR1, self._previous)
+            # a stop request racing with the job's end must not kill a pool worker (SIGUSR1's default action)
+            signal.signal(signal.SIGUSR1, signal.SIG_IGN if self._previous == signal.SIG_DFL else self._previous)
             self._previous = None
 
 
