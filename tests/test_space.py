@@ -145,10 +145,6 @@ def test_encode(space: SearchSpace) -> None:
     vector = space.encode(config)
     assert space.encoded_dim == 4 + 2 + 3
     np.testing.assert_allclose(vector, [1, 0, 0, 1, 0, 1, 0, 1, 0])
-    many = space.encode_many([config, space.sample(np.random.default_rng(0))])
-    assert many.shape == (2, 9)
-    np.testing.assert_allclose(many[0], vector)
-    assert space.encode_many([]).shape == (0, 9)
 
 
 def test_contains_and_key(space: SearchSpace) -> None:

@@ -254,12 +254,6 @@ class SearchSpace:
                 parts.append(_to_unit_scale(value, p.low, p.high, p.log))
         return np.asarray(parts, dtype=float)
 
-    def encode_many(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """:meth:`encode` of each configuration, stacked into a ``(len(configs), encoded_dim)`` array."""
-        if len(configs) == 0:
-            return np.empty((0, self.encoded_dim))
-        return np.stack([self.encode(c) for c in configs])
-
     def contains(self, config: Mapping[str, Any]) -> bool:
         """True when ``config`` has a valid value for every parameter (other keys are ignored)."""
         return all(name in config and _param_contains(p, config[name]) for name, p in self.items())

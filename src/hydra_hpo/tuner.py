@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from hydra_hpo.journal import Journal
 from hydra_hpo.records import TrialRecord
@@ -22,12 +22,14 @@ class FatalSweepError(RuntimeError):
     """A problem with the sweep's definition (not with one trial): stop the whole sweep."""
 
 
-class TunerCallback(Protocol):
-    """Hooks the tuner calls; all optional."""
+class TunerCallback:
+    """Hooks the tuner calls; subclasses override the ones they need (the defaults do nothing)."""
 
-    def on_result(self, result: JobResult, record: TrialRecord, tuner: "Tuner") -> None: ...
+    def on_result(self, result: JobResult, record: TrialRecord, tuner: "Tuner") -> None:
+        """A job finished (after retries were decided and the scheduler and incumbent were updated)."""
 
-    def on_trial_end(self, record: TrialRecord, tuner: "Tuner") -> None: ...
+    def on_trial_end(self, record: TrialRecord, tuner: "Tuner") -> None:
+        """A trial ended: it will run no more jobs; ``record.status`` says how it ended."""
 
 
 @dataclass
@@ -89,7 +91,7 @@ class Tuner:
         max_retries: int = 0,
         budget_seconds: float | None = None,
         budget_epochs: int | None = None,
-        callbacks: list[Any] | None = None,
+        callbacks: list[TunerCallback] | None = None,
     ) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"hpo.mode must be 'min' or 'max', got hpo.mode={mode!r}")
@@ -277,8 +279,7 @@ class Tuner:
         if self.best is not None:
             self.incumbent_trace.append((result.finished, self.best.value))
         for callback in self.callbacks:
-            if hasattr(callback, "on_result"):
-                callback.on_result(result, record, self)
+            callback.on_result(result, record, self)
         for trial_id in ended:
             self._end_trial(trial_id)
         self._check_stop()
@@ -316,8 +317,7 @@ class Tuner:
         self._log(event, trial_id=trial_id, status=record.status, value=record.value, resource=record.resource,
                   error=record.error if record.status != COMPLETED else None, clock=self.clock())
         for callback in self.callbacks:
-            if hasattr(callback, "on_trial_end"):
-                callback.on_trial_end(record, self)
+            callback.on_trial_end(record, self)
 
     @property
     def n_failed_trials(self) -> int:

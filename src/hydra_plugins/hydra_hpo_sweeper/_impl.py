@@ -25,7 +25,7 @@ from hydra_hpo.settings import HPOSettings
 from hydra_hpo.space import SearchSpace
 from hydra_hpo.space_grammar import space_from_overrides
 from hydra_hpo.trial import JobResult
-from hydra_hpo.tuner import SweepOutcome, Tuner
+from hydra_hpo.tuner import SweepOutcome, Tuner, TunerCallback
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,11 @@ class SweepPlan:
         return {**self.settings.fingerprint(), "search_space": self.space.to_structured(), "metric": self.metric}
 
 
-class _Reporter:
-    """Prints a line per finished job and the best so far; keeps the summary files current."""
+class _Reporter(TunerCallback):
+    """Prints a line per finished job and the best so far; deletes an ended trial's checkpoints."""
 
-    def __init__(self, plan: SweepPlan, sweep_dir: Path, checkpoints: JobOverrides) -> None:
+    def __init__(self, plan: SweepPlan, checkpoints: JobOverrides) -> None:
         self.plan = plan
-        self.sweep_dir = sweep_dir
         self.checkpoints = checkpoints
 
     def on_result(self, result: JobResult, record: TrialRecord, tuner: Tuner) -> None:
@@ -127,7 +126,7 @@ class HPOSweeperImpl(Sweeper):
         executor = self._executor(settings, overrides, ResultCollector(sweep_dir, plan.metric))
         tuner = build_tuner(settings, plan.space, plan.max_resource, executor, initial_config=plan.initial_config,
                             journal=journal, resume=resume, fingerprint=plan.fingerprint(),
-                            callbacks=[_Reporter(plan, sweep_dir, overrides)])
+                            callbacks=[_Reporter(plan, overrides)])
         log.info("hydra-hpo: %s search, %s scheduler, %d trials, %d workers, sweep dir %s", settings.searcher,
                  settings.scheduler, settings.n_trials, settings.n_workers, sweep_dir)
         outcome = tuner.run()
