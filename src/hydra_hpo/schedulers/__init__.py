@@ -8,7 +8,7 @@ from typing import Any
 from hydra_hpo.schedulers.asha import ASHAScheduler
 from hydra_hpo.schedulers.base import WAIT, Decision, Scheduler
 from hydra_hpo.schedulers.fifo import FIFOScheduler
-from hydra_hpo.schedulers.hyperband import HyperbandScheduler, hyperband_brackets
+from hydra_hpo.schedulers.hyperband import HyperbandScheduler
 from hydra_hpo.schedulers.rungs import rung_levels
 from hydra_hpo.schedulers.successive_halving import SuccessiveHalvingScheduler
 from hydra_hpo.searchers.base import Searcher
@@ -67,6 +67,5 @@ __all__ = [
     "Scheduler",
     "SuccessiveHalvingScheduler",
     "build_scheduler",
-    "hyperband_brackets",
     "rung_levels",
 ]

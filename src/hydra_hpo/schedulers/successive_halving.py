@@ -13,6 +13,19 @@ from hydra_hpo.searchers.base import Searcher
 from hydra_hpo.trial import Job, JobResult
 
 
+def survivors(n: int, eta: int) -> int:
+    """How many of a bracket rung's ``n`` trials continue to the next rung: ``max(1, floor(n / eta))``."""
+    return max(1, promotion_quota(n, eta))
+
+
+def bracket_table(levels: list[int], n_configs: int, eta: int) -> list[tuple[int, int]]:
+    """``(n_i, r_i)`` per rung of a bracket over ``levels`` that starts ``n_configs`` trials, no job failing."""
+    table = [(n_configs, levels[0])]
+    for resource in levels[1:]:
+        table.append((survivors(table[-1][0], eta), resource))
+    return table
+
+
 class Bracket:
     """One round of successive halving over ``levels``, starting with the trials ``trial_ids``.
 
@@ -62,7 +75,7 @@ class Bracket:
             return ended
         best = ranked(self._losses)
         last_rung = self.rung == len(self.levels) - 1
-        keep = [] if last_rung else best[: max(1, promotion_quota(len(self._members), self.eta))]
+        keep = [] if last_rung else best[: survivors(len(self._members), self.eta)]
         ended += best[len(keep) :]
         self.rung += 1
         self._members = keep
