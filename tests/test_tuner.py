@@ -198,3 +198,59 @@ def test_every_searcher_plugs_into_every_scheduler(searcher_name, scheduler_name
     assert all(space.contains(record.config) for record in outcome.trials.values())
     assert outcome.best is not None and outcome.best.value == min(
         s.value for r in outcome.trials.values() for s in r.segments if s.value is not None)
+
+
+def csv_rows(outcome) -> list[dict]:
+    import csv
+    import io
+
+    from hydra_hpo.results import trials_table
+
+    return list(csv.DictReader(io.StringIO(trials_table(outcome))))
+
+
+def test_trials_say_how_they_ended_in_trials_csv_and_the_summary(tmp_path):
+    from hydra_hpo.results import summary_dict
+
+    journal = Journal(tmp_path / "journal.jsonl")
+    # successive halving over epochs 1, 2, 4 with 4 trials: 2 stop at 1 epoch, 1 at 2, 1 goes on to 4
+    tuner, _ = make_tuner(n_trials=4, scheduler="successive_halving", journal=journal)
+    outcome = tuner.run()
+    rows = csv_rows(outcome)
+    assert sorted((row["status"], row["epochs"]) for row in rows) == [
+        ("completed", "4"), ("stopped", "1"), ("stopped", "1"), ("stopped", "2")]
+    assert summary_dict(outcome, "loss", "min")["trial_statuses"] == {"completed": 1, "stopped": 3}
+    assert outcome.failures == 0
+    ends = [e for e in Journal(tmp_path / "journal.jsonl").read() if e["event"] == "trial_completed"]
+    assert sorted(e["status"] for e in ends) == ["completed", "stopped", "stopped", "stopped"]
+
+
+def test_asha_promotion_trials_left_at_a_rung_are_paused():
+    tuner, _ = make_tuner(n_trials=6, workers=2, scheduler="asha", outcome=failing_every_third)
+    outcome = tuner.run()
+    rows = {int(row["trial_id"]): row for row in csv_rows(outcome)}
+    for trial_id, record in outcome.trials.items():
+        if trial_id % 3 == 0:  # trains well: reached r_max = 4, or was never promoted that far
+            expected = COMPLETED if record.resource == 4 else "paused"
+        else:
+            expected = FAILED if trial_id % 3 == 1 else DIVERGED
+        assert rows[trial_id]["status"] == record.status == expected
+    assert "paused" in {row["status"] for row in rows.values()}
+    assert outcome.failures == 4  # paused trials are not failures
+
+
+def test_callbacks_hear_each_result_and_each_trial_end_once():
+    from hydra_hpo.tuner import TunerCallback
+
+    class Ends(TunerCallback):  # overrides one hook; the other one is the base class's no-op
+        def __init__(self):
+            self.ended = []
+
+        def on_trial_end(self, record, tuner):
+            self.ended.append((record.trial_id, record.status))
+
+    ends = Ends()
+    tuner, _ = make_tuner(n_trials=8, scheduler="successive_halving", callbacks=[ends])
+    outcome = tuner.run()
+    assert sorted(ends.ended) == sorted((t, r.status) for t, r in outcome.trials.items())
+    assert {status for _, status in ends.ended} == {"completed", "stopped"}

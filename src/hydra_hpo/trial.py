@@ -15,6 +15,11 @@ TIMEOUT = "timeout"  # the job ran past hpo.trial_timeout
 INTERRUPTED = "interrupted"  # the sweep was stopped (Ctrl-C) while the job ran
 FAILURE_STATUSES = (FAILED, DIVERGED, KILLED, TIMEOUT, INTERRUPTED)
 
+# How a trial whose last job completed ended; the scheduler says which (Scheduler.trial_status).
+# COMPLETED: trained to the full resource (r_max).
+STOPPED = "stopped"  # culled at a rung: not among the best there
+PAUSED = "paused"  # could still have continued (e.g. waiting for an ASHA promotion) when the sweep ended
+
 
 @dataclass(frozen=True)
 class Job:

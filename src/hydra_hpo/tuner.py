@@ -310,14 +310,23 @@ class Tuner:
             return
         self._ended.add(trial_id)
         record = self.trials[trial_id]
-        last = record.segments[-1] if record.segments else None
-        record.status = last.status if last is not None else INTERRUPTED
+        record.status = self._trial_status(record)
         self._n_failed += record.failed
-        event = "trial_completed" if record.status == COMPLETED else "trial_failed"
+        event = "trial_failed" if record.failed else "trial_completed"
         self._log(event, trial_id=trial_id, status=record.status, value=record.value, resource=record.resource,
-                  error=record.error if record.status != COMPLETED else None, clock=self.clock())
+                  error=record.error if record.failed else None, clock=self.clock())
         for callback in self.callbacks:
             callback.on_trial_end(record, self)
+
+    def _trial_status(self, record: TrialRecord) -> str:
+        """A trial whose last job failed has that job's status; otherwise the scheduler says how it ended
+        (completed, stopped, paused), or, when it does not say, ``completed``."""
+        if not record.segments:
+            return INTERRUPTED
+        last = record.segments[-1].status
+        if last != COMPLETED:
+            return last
+        return self.scheduler.trial_status(record.trial_id) or COMPLETED
 
     @property
     def n_failed_trials(self) -> int:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import deque
 
-from hydra_hpo.schedulers.base import WAIT, Decision
+from hydra_hpo.schedulers.base import WAIT, Decision, failure_status
 from hydra_hpo.schedulers.rungs import MultiFidelityScheduler, promotion_quota, ranked
 from hydra_hpo.searchers.base import Searcher
-from hydra_hpo.trial import Job, JobResult
+from hydra_hpo.trial import COMPLETED, STOPPED, Job, JobResult
 
 ASHA_TYPES = ("promotion", "stopping")
 
@@ -18,11 +18,11 @@ class ASHAScheduler(MultiFidelityScheduler):
     ``type="promotion"``: a free worker promotes a trial that is in the top ``floor(n/eta)`` of the
     ``n`` results of its rung and not promoted yet (highest rung first); otherwise it starts a new
     configuration at ``r_min``. Trials left behind at a rung may still be promoted later, so they
-    only end at ``r_max``, on failure, or at ``finalize()``.
+    only end at ``r_max`` (``completed``), on failure, or at ``finalize()`` (``paused``).
 
     ``type="stopping"``: each trial continues rung by rung as long as its loss ranks within the top
     ``max(1, floor(n/eta))`` of the ``n`` results its rung has so far (itself included; equal losses
-    count in its favour), else it stops. So the first trial at a rung always continues. Continuations
+    count in its favour), else it stops (``stopped``). So the first trial at a rung always continues. Continuations
     go before new configurations.
 
     Failed jobs end their trial and rank last at their rung (they still count in ``n``).
@@ -82,11 +82,13 @@ class ASHAScheduler(MultiFidelityScheduler):
         rung = self.levels.index(job.resource)
         if rung < len(self.levels) - 1:
             self._losses[rung][job.trial_id] = loss
-        if loss is None or rung == len(self.levels) - 1:
-            return self._end([job.trial_id])
+        if loss is None:
+            return self._end([job.trial_id], failure_status(result))
+        if rung == len(self.levels) - 1:
+            return self._end([job.trial_id], COMPLETED)
         if self.type == "stopping":
             if not self._continues(rung, loss):
-                return self._end([job.trial_id])
+                return self._end([job.trial_id], STOPPED)
             self._continuations.append(
                 Job(job.trial_id, job.config, self.levels[rung + 1], self.levels[rung])
             )

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 
 from hydra_hpo.schedulers.base import Scheduler
 from hydra_hpo.searchers.base import Searcher
+from hydra_hpo.trial import PAUSED
 
 
 def _check_int(key: str, value: object, minimum: int) -> int:
@@ -56,7 +57,7 @@ class MultiFidelityScheduler(Scheduler):
     """A scheduler over the rungs ``rung_levels(r_min, r_max, eta)`` that tracks which trials are alive.
 
     Every trial it starts is reported ended exactly once: by ``on_result`` (through ``_end``) or, for
-    those still alive when the sweep stops, by ``finalize``.
+    those still alive when the sweep stops, by ``finalize`` (status ``paused``).
     """
 
     def __init__(self, searcher: Searcher, n_trials: int, r_min: int, r_max: int, eta: int) -> None:
@@ -76,12 +77,13 @@ class MultiFidelityScheduler(Scheduler):
         self._alive.add(trial_id)
         return trial_id
 
-    def _end(self, trial_ids: Iterable[int]) -> list[int]:
-        """Mark trials ended; returns those not reported before, sorted."""
+    def _end(self, trial_ids: Iterable[int], status: str) -> list[int]:
+        """Mark trials ended with ``status``; returns those not reported before, sorted."""
         ended = sorted(set(trial_ids) & self._alive)
         self._alive.difference_update(ended)
+        self._set_status(ended, status)
         return ended
 
     def finalize(self) -> list[int]:
         """Trials still alive when the sweep stops (queued, running or waiting for a promotion)."""
-        return self._end(list(self._alive))
+        return self._end(list(self._alive), PAUSED)
