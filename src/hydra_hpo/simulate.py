@@ -23,6 +23,7 @@ from hydra_hpo.results import write_summary
 from hydra_hpo.build import build_tuner
 from hydra_hpo.settings import HPOSettings
 from hydra_hpo.space import SearchSpace
+from hydra_hpo.space_structured import space_from_structured
 from hydra_hpo.table import Table
 from hydra_hpo.tuner import SweepOutcome
 
@@ -134,7 +135,7 @@ def resolve_table_path(path: str | os.PathLike) -> Path:
 def run_from_config(config: Mapping[str, Any], output_dir: str | os.PathLike | None) -> SweepOutcome:
     """Run the composed ``simulate`` config (a plain dict) and print its summary."""
     table = Table.load(resolve_table_path(config["table"]))
-    space = SearchSpace.from_structured(config.get("search_space") or {})
+    space = space_from_structured(config.get("search_space") or {})
     if len(space) == 0:
         raise ValueError("the search space is empty: choose one with search_space=<name>")
     n_trials = config.get("budget_trials")

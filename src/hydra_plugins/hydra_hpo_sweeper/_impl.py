@@ -24,6 +24,8 @@ from hydra_hpo.resume import ResumeLog
 from hydra_hpo.settings import HPOSettings
 from hydra_hpo.space import SearchSpace
 from hydra_hpo.space_grammar import space_from_overrides
+from hydra_hpo.space_structured import space_from_structured
+from hydra_hpo.space_validation import validate_space
 from hydra_hpo.trial import JobResult
 from hydra_hpo.tuner import SweepOutcome, Tuner, TunerCallback
 
@@ -47,7 +49,7 @@ class SweepPlan:
     def build(cls, config: DictConfig, arguments: list[str], hpo_key: str, space_key: str) -> "SweepPlan":
         job_config = {k: v for k, v in OmegaConf.to_container(config, resolve=False).items() if k != "hydra"}
         settings = HPOSettings.from_mapping(job_config.get(hpo_key) or {})
-        file_space = SearchSpace.from_structured(job_config.get(space_key) or {})
+        file_space = space_from_structured(job_config.get(space_key) or {})
         cli_space, forwarded = space_from_overrides(list(arguments))
         space = file_space.merge(cli_space)
         fixed = [override_key(o) for o in forwarded if override_key(o) in space.params]
@@ -56,7 +58,7 @@ class SweepPlan:
             space = SearchSpace({k: p for k, p in space.params.items() if k not in fixed})
         if len(space) == 0:
             raise ValueError(f"the search space is empty: set `{space_key}=...` or sweep a key on the command line")
-        space.validate_against(job_config)
+        validate_space(space, job_config)
         resource = OmegaConf.select(config, settings.resource_key)
         if not isinstance(resource, int) or resource < 1:
             raise ValueError(f"hpo.resource_key={settings.resource_key!r} must name an integer >= 1 in the config, "
