@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
@@ -81,6 +82,10 @@ def test_successive_halving_resumes_promoted_trials_from_checkpoints(tmp_path):
             assert later["epochs_trained"] == len(later["curve"]) - len(earlier["curve"])
     # checkpoints of trials that ended are deleted
     assert not any((sweep / "checkpoints").glob("trial_*/*.ckpt"))
+    # trials.csv says where each trial was stopped
+    with open(sweep / "trials.csv") as f:
+        ended = sorted((row["status"], int(row["epochs"])) for row in csv.DictReader(f))
+    assert ended == [("completed", 10), *[("stopped", 2)] * 4, *[("stopped", 4)] * 2, ("stopped", 8)]
 
 
 def _final_state(sweep: Path) -> tuple[dict, float]:
