@@ -51,7 +51,7 @@ class Scheduler(ABC):
     def on_result(self, result: JobResult) -> list[int]:
         """Take a finished job's result; return ids of trials that can no longer run again.
 
-        A failed result (``result.ok`` false) ends its trial.
+        A failed result (``result.ok`` false) ends its trial. :meth:`trial_status` says how each ended.
         """
 
     def finalize(self) -> list[int]:
