@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
+from hydra_hpo.errors import SettingsError
 
-class SettingsError(ValueError):
-    """An ``hpo.<key>`` setting is invalid; the message names the key and the value."""
+__all__ = ["HPOSettings", "SettingsError"]
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from hydra_hpo.errors import SettingsError
 from hydra_hpo.searchers.base import Searcher
 from hydra_hpo.space import Categorical, Float, Param, SearchSpace
 
@@ -43,7 +44,7 @@ class GridSearcher(Searcher):
     ) -> None:
         super().__init__(space, seed, initial_config)
         if int(num_points) != num_points or num_points < 1:
-            raise ValueError(f"hpo.searcher option num_points={num_points!r} must be an int >= 1")
+            raise SettingsError(f"hpo.searcher option num_points={num_points!r} must be an int >= 1")
         self.num_points = int(num_points)
         self.values = {name: grid_values(p, self.num_points) for name, p in space.items()}
         self._grid: Iterator[tuple] = itertools.product(*self.values.values())
