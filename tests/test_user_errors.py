@@ -99,3 +99,15 @@ def test_an_ordinary_failure_does_not_stop_the_sweep():
     tuner, executor = make_tuner(lambda job: (FAILED, None, 1.0) if job.trial_id == 1 else quadratic(job))
     outcome = tuner.run()
     assert outcome.fatal is None and len(executor.submitted) == 4
+
+
+@pytest.mark.parametrize(
+    "key,value",
+    [("budget_seconds", "soon"), ("budget_epochs", 2.5), ("max_failure_rate", "half"), ("trial_timeout", "1m"),
+     ("resume", "yes"), ("searcher_options", 5), ("seed", True)],
+)
+def test_a_setting_of_the_wrong_type_names_its_key_and_value(key, value):
+    from hydra_hpo.settings import HPOSettings
+
+    with pytest.raises(SettingsError, match=rf"^hpo\.{key}={value!r}: "):
+        HPOSettings.from_mapping({key: value})
