@@ -26,11 +26,12 @@ from typing import Any, Union
 import numpy as np
 from scipy import stats
 
+from hydra_hpo.errors import UserError
 
 KEY_DIGITS = 12  # significant digits of a float in SearchSpace.key
 
 
-class SearchSpaceError(ValueError):
+class SearchSpaceError(UserError, ValueError):
     """An invalid search space; the message names the offending key and value."""
 
 

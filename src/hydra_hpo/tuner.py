@@ -8,17 +8,18 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from hydra_hpo.errors import UserError
 from hydra_hpo.journal import Journal
 from hydra_hpo.records import TrialRecord
 from hydra_hpo.resume import ResumeLog
 from hydra_hpo.schedulers.base import WAIT, Scheduler
 from hydra_hpo.executors.base import Executor
-from hydra_hpo.trial import COMPLETED, DIVERGED, INTERRUPTED, Job, JobResult, trial_seed
+from hydra_hpo.trial import COMPLETED, CONFIG_ERROR, DIVERGED, INTERRUPTED, Job, JobResult, trial_seed
 
 log = logging.getLogger(__name__)
 
 
-class FatalSweepError(RuntimeError):
+class FatalSweepError(UserError, RuntimeError):
     """A problem with the sweep's definition (not with one trial): stop the whole sweep."""
 
 
@@ -262,6 +263,8 @@ class Tuner:
             result = dataclasses.replace(result, status=DIVERGED, error=result.error or f"metric is {result.value}")
         job = result.job
         record = self._record(result)
+        if result.status == CONFIG_ERROR:  # every trial would fail alike: stop at the first, no retry
+            raise FatalSweepError(f"{result.error} (trial {job.trial_id}, job dir {result.output_dir})")
         if not result.ok:
             key = (job.trial_id, job.previous_resource, job.resource)
             attempts = self._attempts.get(key, 0)

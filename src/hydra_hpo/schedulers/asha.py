@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from hydra_hpo.errors import SettingsError
 from hydra_hpo.schedulers.base import WAIT, Decision, failure_status
 from hydra_hpo.schedulers.rungs import MultiFidelityScheduler, promotion_quota, ranked
 from hydra_hpo.searchers.base import Searcher
@@ -38,7 +39,7 @@ class ASHAScheduler(MultiFidelityScheduler):
         type: str = "promotion",  # noqa: A002 - the config key is hpo.type
     ) -> None:
         if type not in ASHA_TYPES:
-            raise ValueError(f"hpo.type={type!r}: must be one of {', '.join(ASHA_TYPES)}")
+            raise SettingsError(f"hpo.type={type!r}: must be one of {', '.join(ASHA_TYPES)}")
         super().__init__(searcher, n_trials, r_min, r_max, eta)
         self.type = type
         # per rung below the top: results (None for a failed job) and trials promoted from it

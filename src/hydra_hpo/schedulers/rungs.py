@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from hydra_hpo.errors import SettingsError
 from hydra_hpo.schedulers.base import Scheduler
 from hydra_hpo.searchers.base import Searcher
 from hydra_hpo.trial import PAUSED
@@ -12,9 +13,9 @@ from hydra_hpo.trial import PAUSED
 def _check_int(key: str, value: object, minimum: int) -> int:
     # bool is an int subclass; hpo.eta=true is a typo, not 1
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"hpo.{key}={value!r}: must be an integer")
+        raise SettingsError(f"hpo.{key}={value!r}: must be an integer")
     if value < minimum:
-        raise ValueError(f"hpo.{key}={value}: must be >= {minimum}")
+        raise SettingsError(f"hpo.{key}={value}: must be >= {minimum}")
     return value
 
 
@@ -24,7 +25,7 @@ def validate_rung_settings(r_min: int, r_max: int, eta: int) -> None:
     _check_int("r_min", r_min, 1)
     _check_int("r_max", r_max, 1)
     if r_min > r_max:
-        raise ValueError(f"hpo.r_min={r_min}: must be <= hpo.r_max={r_max}")
+        raise SettingsError(f"hpo.r_min={r_min}: must be <= hpo.r_max={r_max}")
 
 
 def rung_levels(r_min: int, r_max: int, eta: int) -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+from hydra_hpo.errors import SettingsError
 from hydra_hpo.space import SearchSpace
 
 
@@ -47,7 +48,7 @@ class DistinctSearcher(Searcher):
     ) -> None:
         super().__init__(space, seed, initial_config)
         if max_retries < 1:
-            raise ValueError(f"hpo.searcher option max_retries={max_retries} must be >= 1")
+            raise SettingsError(f"hpo.searcher option max_retries={max_retries} must be >= 1")
         self.max_retries = max_retries
         self._seen: set[tuple] = set()
         self._pending_initial = space.select(self.initial_config) if self.initial_config else None

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from hydra_hpo.errors import SettingsError
 from hydra_hpo.searchers.base import DistinctSearcher
 from hydra_hpo.space import Categorical, Float, Param, SearchSpace
 
@@ -43,7 +44,7 @@ class GridSearcher(DistinctSearcher):
         num_points: int = 5,
     ) -> None:
         if int(num_points) != num_points or num_points < 1:
-            raise ValueError(f"hpo.searcher option num_points={num_points!r} must be an int >= 1")
+            raise SettingsError(f"hpo.searcher option num_points={num_points!r} must be an int >= 1")
         self.num_points = int(num_points)
         self.values = {name: grid_values(p, self.num_points) for name, p in space.items()}
         # the grid ends by itself (_draw returns None); no run of duplicates is longer than the grid

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +19,16 @@ from hydra_hpo.journal import JOURNAL_NAME, Journal, JournalError
 from hydra_hpo.records import TrialRecord
 from hydra_hpo.atomic import atomic_write_text
 from hydra_hpo.build import build_tuner
+from hydra_hpo.errors import SettingsError, exit_on_user_error
 from hydra_hpo.results import RESULTS_YAML, TRIALS_CSV, write_summary
 from hydra_hpo.resume import ResumeLog
 from hydra_hpo.settings import HPOSettings
-from hydra_hpo.space import SearchSpace
+from hydra_hpo.space import SearchSpace, SearchSpaceError
 from hydra_hpo.space_grammar import space_from_overrides
 from hydra_hpo.space_structured import space_from_structured
 from hydra_hpo.space_validation import validate_space
 from hydra_hpo.trial import JobResult
-from hydra_hpo.tuner import SweepOutcome, Tuner, TunerCallback
+from hydra_hpo.tuner import FatalSweepError, SweepOutcome, Tuner, TunerCallback
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class SweepPlan:
     metric: str
     max_resource: int
     initial_config: dict[str, Any] | None
+    fixed: list[str] = field(default_factory=list)  # keys a plain command-line value took out of the space
 
     @classmethod
     def build(cls, config: DictConfig, arguments: list[str], hpo_key: str, space_key: str) -> "SweepPlan":
@@ -54,19 +56,19 @@ class SweepPlan:
         space = file_space.merge(cli_space)
         fixed = [override_key(o) for o in forwarded if override_key(o) in space.params]
         if fixed:  # a plain command-line value fixes a key the search space file would sample
-            log.info("Fixed on the command line, not searched: %s", ", ".join(fixed))
             space = SearchSpace({k: p for k, p in space.params.items() if k not in fixed})
         if len(space) == 0:
-            raise ValueError(f"the search space is empty: set `{space_key}=...` or sweep a key on the command line")
+            raise SearchSpaceError(f"the search space is empty: set `{space_key}=...` or sweep a key on the "
+                                   "command line")
         validate_space(space, job_config)
         resource = OmegaConf.select(config, settings.resource_key)
         if not isinstance(resource, int) or resource < 1:
-            raise ValueError(f"hpo.resource_key={settings.resource_key!r} must name an integer >= 1 in the config, "
-                             f"found {resource!r}")
+            raise SettingsError(f"hpo.resource_key={settings.resource_key!r} must name an integer >= 1 in the "
+                                f"config, found {resource!r}")
         initial = None
         if settings.initial_config:
             initial = {key: OmegaConf.select(config, key) for key in space.names}
-        return cls(settings, space, forwarded, str(config.get("metric", "validation_error")), resource, initial)
+        return cls(settings, space, forwarded, str(config.get("metric", "validation_error")), resource, initial, fixed)
 
     def fingerprint(self) -> dict[str, Any]:
         return {**self.settings.fingerprint(), "search_space": self.space.to_structured(), "metric": self.metric}
@@ -115,11 +117,16 @@ class HPOSweeperImpl(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> SweepOutcome:
+        """Run the sweep. A mistake in the user's input ends it with one line ``Error: ...`` and exit status 1
+        (the traceback with ``HYDRA_FULL_ERROR=1``); what was computed before is kept."""
+        with exit_on_user_error():
+            return self._sweep(arguments)
+
+    def _sweep(self, arguments: list[str]) -> SweepOutcome:
         assert self.config is not None
         plan = SweepPlan.build(self.config, arguments, self.hpo_key, self.search_space_key)
         settings = plan.settings
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
         journal = Journal(sweep_dir / JOURNAL_NAME)
         resume = self._resume_log(journal, settings)
 
@@ -129,6 +136,14 @@ class HPOSweeperImpl(Sweeper):
         tuner = build_tuner(settings, plan.space, plan.max_resource, executor, initial_config=plan.initial_config,
                             journal=journal, resume=resume, fingerprint=plan.fingerprint(),
                             callbacks=[_Reporter(plan, overrides)])
+        if resume is not None:  # refuse another sweep's journal before printing or writing anything
+            resume.check_fingerprint(plan.fingerprint())
+        sweep_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused sweep leaves no folder behind
+        if plan.fixed:
+            log.info("Fixed on the command line, not searched: %s", ", ".join(plan.fixed))
+        if type(self.launcher).__name__ == "BasicLauncher":
+            log.info("hydra/launcher=basic runs jobs one after another in this process (batches of hpo.n_workers=%d); "
+                     "use hydra/launcher=joblib or submitit_local for parallel, asynchronous jobs", settings.n_workers)
         log.info("hydra-hpo: %s search, %s scheduler, %d trials, %d workers, sweep dir %s", settings.searcher,
                  settings.scheduler, settings.n_trials, settings.n_workers, sweep_dir)
         outcome = tuner.run()
@@ -152,11 +167,8 @@ class HPOSweeperImpl(Sweeper):
         sequential = type(self.launcher).__name__ == "BasicLauncher"
         mode = settings.executor if settings.executor != "auto" else ("batch" if sequential else "async")
         if mode == "async" and sequential:
-            raise ValueError("hpo.executor=async cannot drive hydra/launcher=basic: its jobs run in this process; "
-                             "use hydra/launcher=joblib or submitit_local")
-        if sequential:
-            log.info("hydra/launcher=basic runs jobs one after another in this process (batches of hpo.n_workers=%d); "
-                     "use hydra/launcher=joblib or submitit_local for parallel, asynchronous jobs", settings.n_workers)
+            raise SettingsError("hpo.executor=async cannot drive hydra/launcher=basic: its jobs run in this "
+                                "process; use hydra/launcher=joblib or submitit_local")
         if mode == "batch":
             return HydraBatchExecutor(self.launcher, settings.n_workers, overrides, collect, sequential=sequential)
         return HydraAsyncExecutor(self.launcher, settings.n_workers, overrides, collect, timeout=settings.trial_timeout)
@@ -182,7 +194,7 @@ class HPOSweeperImpl(Sweeper):
             raise KeyboardInterrupt(f"sweep interrupted; resume with hpo.resume=true hydra.sweep.dir={sweep_dir}")
         if outcome.best is None:
             errors = [r.error for r in outcome.trials.values() if r.error]
-            raise RuntimeError(
+            raise FatalSweepError(
                 f"all {len(outcome.trials)} trials failed; see {sweep_dir / TRIALS_CSV}. "
                 f"First error: {errors[0] if errors else 'unknown'}"
             )
