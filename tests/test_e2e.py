@@ -100,11 +100,13 @@ def _kill_after_finished_segments(cmd: list[str], cwd: Path, journal: Path, thre
     kill lands at the same point of the sweep on a fast or a slow machine."""
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        hang_guard = time.monotonic() + 600  # fails a sweep that stopped making progress; never the trigger
         try:
             while (seen := _count_finished(journal)) < threshold:
                 if proc.poll() is not None:
                     raise AssertionError(f"sweep ended ({proc.returncode}) after {seen} of {threshold} segments "
                                          f"without being killed:\n{log.read_text()[-3000:]}")
+                assert time.monotonic() < hang_guard, f"no progress: {seen} of {threshold} segments"
                 time.sleep(0.01)  # polling interval only: the trigger is the journal line
             assert proc.poll() is None, "the sweep ended before the kill"
             os.killpg(proc.pid, signal.SIGKILL)  # the sweeper and its job processes, as an OOM kill or preemption
