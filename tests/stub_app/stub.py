@@ -5,7 +5,9 @@ kills its own process with SIGKILL, "hang" waits until the sweep has written its
 interrupted; at most ``hang_seconds``), so it outlives any timeout on a machine of any speed. ``sleep``
 makes the job take that many seconds (a list: per trial id, cycled). ``wait_for`` maps a trial id to
 another trial id: the job waits until that trial's job has started (at most ``wait_seconds``), so tests
-observe overlapping jobs from progress, not from timing. Every job marks its start in the sweep
+observe overlapping jobs from progress, not from timing. ``after`` maps a trial id to a list of trial
+ids: the job does nothing (not even its ``behaviour``) until the sweep has journaled a finished segment
+of each (at most ``wait_seconds``). Every job marks its start in the sweep
 directory (``trial_<id>.started``) and writes ``times.json`` (start, end, pid, whether a wait succeeded).
 """
 
@@ -30,6 +32,20 @@ def wait_until(condition, cap: float) -> bool:
     return True
 
 
+def finished_trials(journal: Path) -> set[int]:
+    """Trial ids with a segment_finished line in the sweep's journal (a torn last line is skipped)."""
+    if not journal.exists():
+        return set()
+    ids = set()
+    for line in journal.read_text().splitlines():
+        if '"segment_finished"' in line:
+            try:
+                ids.add(int(json.loads(line)["trial_id"]))
+            except (ValueError, KeyError):
+                pass
+    return ids
+
+
 @hydra.main(version_base="1.3", config_path=str(Path(__file__).parent / "conf"), config_name="stub")
 def main(cfg: DictConfig) -> float:
     trial = cfg.trial.id if cfg.trial.id is not None else -1
@@ -38,6 +54,9 @@ def main(cfg: DictConfig) -> float:
     sweep = out.parent
     if trial >= 0:
         (sweep / f"trial_{trial}.started").touch()
+    after = cfg.get("after", {}).get(str(trial), None)
+    if after is not None:
+        wait_until(lambda: set(after) <= finished_trials(sweep / "journal.jsonl"), float(cfg.get("wait_seconds", 120)))
     what = cfg.behaviour.get(str(trial), None)
     if what == "fail":
         raise RuntimeError(f"trial {trial} fails on purpose")
