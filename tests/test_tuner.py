@@ -71,10 +71,48 @@ def test_failed_and_diverged_trials_are_recorded_and_the_sweep_goes_on():
 def test_max_failure_rate_is_judged_over_the_whole_sweep():
     tuner, executor = make_tuner(n_trials=9, workers=1, outcome=failing_every_third, max_failure_rate=0.3)
     outcome = tuner.run()
-    # 0.3 * 9 = 2.7 failures allowed: the third failure stops the sweep (trial 4 is the third failed one)
+    # fewer than 10 trials: judged over all 9, 0.3 * 9 = 2.7 failures allowed: the third failure stops the
+    # sweep (trial 4 is the third failed one)
     assert outcome.failures == 3
     assert len(executor.submitted) == 5
-    assert "max_failure_rate" in outcome.stop_reason
+    assert "3 of 5 trials started failed" in outcome.stop_reason and "max_failure_rate=0.3" in outcome.stop_reason
+
+
+def failing_from(first_failure):
+    def outcome(job):
+        return (FAILED, None, 1.0) if job.trial_id >= first_failure else quadratic(job)
+    return outcome
+
+
+@pytest.mark.parametrize("budget", [{"budget_epochs": 400}, {"budget_seconds": 400.0}])
+def test_max_failure_rate_fires_with_unbounded_trials(budget):
+    # a time or epoch budget and unbounded trials: judged over the trials started, not over n_trials
+    tuner, executor = make_tuner(n_trials=10**6, workers=1, outcome=failing_from(10), max_failure_rate=0.5,
+                                 **budget)
+    outcome = tuner.run()
+    # trials 0-9 complete, every later one fails: 11 failures of 21 started is the first rate above 0.5
+    assert len(executor.submitted) == 21 and outcome.failures == 11
+    assert "11 of 21 trials started failed" in outcome.stop_reason
+    assert outcome.epochs_total == 10 * 4 < 400  # the budget did not stop it
+
+
+def test_max_failure_rate_waits_for_ten_started_trials():
+    # the first trials all fail: the rate counts over at least 10 trials, so 0.5 allows 5 failures first
+    tuner, executor = make_tuner(n_trials=10**6, workers=1, outcome=failing_from(0), max_failure_rate=0.5,
+                                 budget_epochs=400)
+    outcome = tuner.run()
+    assert len(executor.submitted) == 6 and outcome.failures == 6
+    assert "6 of 6 trials started failed" in outcome.stop_reason
+
+
+def test_max_failure_rate_zero_stops_at_the_first_failure_and_one_never_stops():
+    tuner, executor = make_tuner(n_trials=10**6, workers=1, outcome=failing_from(3), max_failure_rate=0.0,
+                                 budget_epochs=400)
+    outcome = tuner.run()
+    assert len(executor.submitted) == 4 and outcome.failures == 1
+    tuner, executor = make_tuner(n_trials=30, workers=1, outcome=failing_from(0), max_failure_rate=1.0)
+    outcome = tuner.run()
+    assert len(executor.submitted) == 30 and outcome.failures == 30
 
 
 def test_retries_rerun_a_failed_job():

@@ -18,6 +18,9 @@ from hydra_hpo.trial import COMPLETED, CONFIG_ERROR, DIVERGED, INTERRUPTED, Job,
 
 log = logging.getLogger(__name__)
 
+# hpo.max_failure_rate is a fraction of the trials started, counted over at least this many trials
+MIN_TRIALS_FOR_FAILURE_RATE = 10
+
 
 class FatalSweepError(UserError, RuntimeError):
     """A problem with the sweep's definition (not with one trial): stop the whole sweep."""
@@ -338,10 +341,14 @@ class Tuner:
     def _check_stop(self) -> None:
         if self._stop_reason is not None:
             return
-        allowed = self.max_failure_rate * self.scheduler.n_trials
+        # Judged over the trials started so far, so it also fires when trials are unbounded (a time or epoch
+        # budget); counted over at least MIN_TRIALS_FOR_FAILURE_RATE trials (or n_trials, if fewer) so that
+        # one early failure does not stop a sweep.
+        started = len(self.trials)
+        allowed = self.max_failure_rate * max(started, min(MIN_TRIALS_FOR_FAILURE_RATE, self.scheduler.n_trials))
         if self.n_failed_trials > allowed:
             self._stop_reason = (
-                f"{self.n_failed_trials} of {self.scheduler.n_trials} trials failed, more than "
+                f"{self.n_failed_trials} of {started} trials started failed, more than "
                 f"hpo.max_failure_rate={self.max_failure_rate} allows"
             )
         elif self.budget_seconds is not None and self.clock() >= self.budget_seconds:
