@@ -48,6 +48,7 @@ import peers  # noqa: E402
 
 from hydra_hpo.simulate import UNBOUNDED_TRIALS, compose, simulate  # noqa: E402
 from hydra_hpo.space import SearchSpace  # noqa: E402
+from hydra_hpo.space_structured import space_from_structured  # noqa: E402
 from hydra_hpo.table import Table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,7 +179,7 @@ def load_table(args: argparse.Namespace) -> tuple[Table, SearchSpace]:
     """The table of ``--table`` (its first ``--rows`` rows) and the search space of ``--space``."""
     table = Table.load(args.table)
     table = table.head(args.rows) if args.rows else table
-    return table, SearchSpace.from_structured(compose([f"search_space={args.space}"])["search_space"])
+    return table, space_from_structured(compose([f"search_space={args.space}"])["search_space"])
 
 
 def default_budget(table: Table) -> float:

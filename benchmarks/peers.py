@@ -5,8 +5,9 @@ the same rule (exact key, else nearest neighbour in the search space's unit-cube
 the time the table recorded for it, and a promoted or continued trial pays only its extra epochs. Each
 returns an incumbent trace ``[(simulated seconds, best error so far), ...]`` up to the budget, and the
 number of trials started. The peers report after every epoch, so every epoch's validation error can become
-their incumbent; our tuner sees a trial's error only where a job ends (a rung, or r_max), which favours the
-peers slightly.
+their incumbent. compare.py measures ours the same way by default (``--incumbent epoch``: the best error after
+any epoch that has ended), so neither side is favoured; only ``--incumbent job`` (our tuner's own incumbent,
+which hears of a job's epochs when the job ends) gives the peers a slight edge.
 
 - Optuna: TPE + HyperbandPruner, Random + SuccessiveHalvingPruner, through ask/tell with an event loop of
   ``n_workers`` simulated workers that report every epoch (``trial.report`` / ``trial.should_prune``).

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from hydra_hpo.searchers import RandomSearcher
 from hydra_hpo.space import Float, SearchSpace
+from hydra_hpo.space_structured import space_from_structured
 from hydra_hpo.trial import trial_seed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,7 +59,7 @@ def round_sig(value: float, digits: int = DIGITS) -> float:
 def load_space(path: Path) -> SearchSpace:
     from omegaconf import OmegaConf
 
-    return SearchSpace.from_structured(OmegaConf.to_container(OmegaConf.load(path), resolve=True))
+    return space_from_structured(OmegaConf.to_container(OmegaConf.load(path), resolve=True))
 
 
 def sample_configs(space: SearchSpace, n: int, seed: int) -> list[dict[str, Any]]:

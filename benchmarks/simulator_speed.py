@@ -19,7 +19,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from hydra_hpo.simulate import simulate
-from hydra_hpo.space import SearchSpace
+from hydra_hpo.space_structured import space_from_structured
 from hydra_hpo.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     table = Table.load(args.table)
-    space = SearchSpace.from_structured(OmegaConf.to_container(OmegaConf.load(args.space)))
+    space = space_from_structured(OmegaConf.to_container(OmegaConf.load(args.space)))
 
     def sweep(seed: int, output_dir: str | None = None):
         return simulate(RANDOM, space, table, n_workers=args.workers, seed=seed, n_trials=args.trials,

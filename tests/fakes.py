@@ -8,8 +8,9 @@ from typing import Callable
 from hydra_hpo.executors.base import Executor
 from hydra_hpo.trial import COMPLETED, Job, JobResult
 
-# job -> (status, value, seconds per epoch)
-Outcome = Callable[[Job], tuple[str, float | None, float]]
+# job -> (status, value, seconds per epoch) or (status, value, seconds per epoch, curve): the curve holds
+# the metric after each epoch 1..job.resource (flat at ``value`` when not given)
+Outcome = Callable[[Job], tuple]
 
 
 def quadratic(job: Job) -> tuple[str, float | None, float]:
@@ -32,9 +33,9 @@ class FakeExecutor(Executor):
 
     def submit(self, job: Job) -> None:
         self.submitted.append(job)
-        status, value, per_epoch = self.outcome(job)
+        status, value, per_epoch, *rest = self.outcome(job)
         duration = per_epoch * job.epochs
-        curve = [value] * job.resource if value is not None else []
+        curve = list(rest[0]) if rest else [value] * job.resource if value is not None else []
         result = JobResult(job=job, status=status, value=value, curve=curve, seconds=duration,
                            started=self.now, finished=self.now + duration,
                            error=None if status == COMPLETED else f"{status} on purpose")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
@@ -81,6 +82,10 @@ def test_successive_halving_resumes_promoted_trials_from_checkpoints(tmp_path):
             assert later["epochs_trained"] == len(later["curve"]) - len(earlier["curve"])
     # checkpoints of trials that ended are deleted
     assert not any((sweep / "checkpoints").glob("trial_*/*.ckpt"))
+    # trials.csv says where each trial was stopped
+    with open(sweep / "trials.csv") as f:
+        ended = sorted((row["status"], int(row["epochs"])) for row in csv.DictReader(f))
+    assert ended == [("completed", 10), *[("stopped", 2)] * 4, *[("stopped", 4)] * 2, ("stopped", 8)]
 
 
 def _final_state(sweep: Path) -> tuple[dict, float]:
@@ -89,29 +94,61 @@ def _final_state(sweep: Path) -> tuple[dict, float]:
     return {int(r.split(",")[0]): r for r in rows}, summary.best_value
 
 
+def _count_finished(journal: Path) -> int:
+    text = journal.read_text() if journal.exists() else ""
+    return text.count('"segment_finished"')
+
+
+def _kill_after_finished_segments(cmd: list[str], cwd: Path, journal: Path, threshold: int, log: Path) -> int:
+    """Run ``cmd`` and SIGKILL its whole process group as soon as the journal holds ``threshold``
+    segment_finished lines; returns the count seen at the kill. The trigger is progress, not time, so the
+    kill lands at the same point of the sweep on a fast or a slow machine."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        hang_guard = time.monotonic() + 600  # fails a sweep that stopped making progress; never the trigger
+        try:
+            while (seen := _count_finished(journal)) < threshold:
+                if proc.poll() is not None:
+                    raise AssertionError(f"sweep ended ({proc.returncode}) after {seen} of {threshold} segments "
+                                         f"without being killed:\n{log.read_text()[-3000:]}")
+                assert time.monotonic() < hang_guard, f"no progress: {seen} of {threshold} segments"
+                time.sleep(0.01)  # polling interval only: the trigger is the journal line
+            assert proc.poll() is None, "the sweep ended before the kill"
+            os.killpg(proc.pid, signal.SIGKILL)  # the sweeper and its job processes, as an OOM kill or preemption
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.returncode
+    return seen
+
+
 def test_sweep_killed_at_random_moments_resumes_without_redoing_work(tmp_path):
     args = ["-m", "hpo=successive_halving", "hpo.n_trials=4", "hpo.r_min=1", "hpo.eta=2", "trainer=fast",
             "trainer.max_epochs=4", "hpo.n_workers=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     reference = tmp_path / "reference"
     train(*args, f"hydra.sweep.dir={reference}", cwd=tmp_path)
     ref_rows, ref_best = _final_state(reference)
+    total = _count_finished(reference / "journal.jsonl")
+    assert total == 4 + 2 + 1  # rungs 1, 2, 4: every kill below leaves at least one segment to run
 
     sweep = tmp_path / "killed"
-    rng = random.Random(1234)
-    kills = 0
-    for attempt in range(3):
+    journal = sweep / "journal.jsonl"
+    # kill points: after the k-th finished segment (counted over all runs), k drawn from a seeded RNG
+    points = sorted(random.Random(1234).sample(range(1, total - 1), 3))
+    seen = 0
+    kills = []
+    for attempt, k in enumerate(points):
         cmd = [sys.executable, str(ROOT / "train.py"), *args, f"hydra.sweep.dir={sweep}"]
         if attempt:
             cmd.append("hpo.resume=true")
-        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        time.sleep(rng.uniform(4.0, 14.0))
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # the sweeper and its job processes, as an OOM kill or preemption
-            kills += 1
-        proc.wait()
+        threshold = max(k, seen + 1)  # each resumed run finishes at least one new segment before its kill
+        assert threshold < total
+        seen = _kill_after_finished_segments(cmd, tmp_path, journal, threshold, tmp_path / f"attempt{attempt}.log")
+        assert '"sweep_finished"' not in journal.read_text()
+        kills.append(seen)
+    assert len(kills) == 3 and kills == sorted(set(kills)), kills  # three kills, each after new progress
     train(*args, f"hydra.sweep.dir={sweep}", "hpo.resume=true", cwd=tmp_path)
-    assert kills >= 1
     rows, best = _final_state(sweep)
     assert sorted(rows) == sorted(ref_rows) == [0, 1, 2, 3]  # every trial exactly once
     assert best == pytest.approx(ref_best, abs=1e-6)

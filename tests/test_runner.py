@@ -132,7 +132,7 @@ def test_missing_metric_names_what_the_run_logs(tmp_path):
     with pytest.raises(ValueError, match=r"metric 'accuracy' not produced; the run logs: \[.*'validation_error'"):
         run(tmp_path, "a", "metric=accuracy")
     result = read_result(tmp_path / "a")
-    assert result["status"] == "failed" and "'train_loss'" in result["error"]
+    assert result["status"] == "config_error" and "'train_loss'" in result["error"]
 
 
 def test_timeout_stops_the_job(tmp_path):

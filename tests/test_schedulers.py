@@ -20,7 +20,7 @@ from hydra_hpo.schedulers import (
     rung_levels,
 )
 from hydra_hpo.searchers.base import Searcher
-from hydra_hpo.trial import COMPLETED, FAILED, Job, JobResult
+from hydra_hpo.trial import COMPLETED, FAILED, PAUSED, STOPPED, Job, JobResult
 
 
 class CountingSearcher(Searcher):
@@ -176,8 +176,10 @@ def test_successive_halving_waits_for_the_whole_rung() -> None:
     for job, loss in zip(jobs[:7], losses[:7]):
         assert scheduler.on_result(done(job, loss)) == []
         assert scheduler.next_job() is WAIT
+    assert scheduler.trial_status(0) is None  # still in the running
     # the last result completes the rung: the worst half ends, the best half continues from epoch 2
     assert scheduler.on_result(done(jobs[7], losses[7])) == [0, 2, 4, 6]
+    assert [scheduler.trial_status(t) for t in range(8)] == [STOPPED, None] * 4
     promoted = [scheduler.next_job() for _ in range(4)]
     assert [(j.trial_id, j.previous_resource, j.resource) for j in promoted] == [
         (1, 2, 4),
@@ -207,6 +209,7 @@ def test_successive_halving_never_promotes_failed_trials() -> None:
     assert scheduler.on_result(done(last, None)) == [3]
     assert scheduler.next_job() is None  # the round is over and the budget is spent
     assert scheduler.finalize() == []
+    assert [scheduler.trial_status(t) for t in range(4)] == [FAILED, STOPPED, FAILED, FAILED]
 
 
 def test_successive_halving_round_where_every_trial_fails() -> None:
@@ -317,6 +320,8 @@ def test_asha_promotion_hand_checked() -> None:
     assert scheduler.next_job() is None
     assert scheduler.finalize() == [0, 1, 2, 4]
     assert scheduler.finalize() == []
+    # promotion never stops a trial: those left behind at a rung were paused there
+    assert [scheduler.trial_status(t) for t in range(5)] == [PAUSED, PAUSED, PAUSED, COMPLETED, PAUSED]
 
 
 def test_asha_promotion_skips_failed_trials() -> None:
@@ -385,6 +390,8 @@ def test_asha_stopping_hand_checked() -> None:
     assert scheduler.on_result(done(c2, 0.5)) == [2]  # 2 at rung 2: trial 0's 0.45 is the top 1
     assert scheduler.next_job() is WAIT  # budget spent; trials 3 and 4 are still running
     assert scheduler.finalize() == [3, 4]  # the sweep stopped with both running
+    statuses = [scheduler.trial_status(t) for t in range(6)]
+    assert statuses == [COMPLETED, STOPPED, STOPPED, PAUSED, PAUSED, STOPPED]
 
 
 def test_asha_stopping_with_failures_full_run() -> None:
@@ -433,6 +440,50 @@ def test_every_trial_is_reported_ended_exactly_once(name: str, n_workers: int, m
         assert scheduler.next_job() is None
         at_top = {r.job.trial_id for r in run.results if r.job.resource == 27 and r.ok}
         assert at_top and at_top <= set(run.ended)
+
+
+def expected_status(run: Run, trial_id: int, r_max: int) -> str:
+    """How a trial of a simulated run ended, judged from its results alone."""
+    results = [r for r in run.results if r.job.trial_id == trial_id]
+    if results and not results[-1].ok:
+        return FAILED
+    if results and results[-1].job.resource == r_max:
+        return COMPLETED
+    return PAUSED if trial_id in run.finalized else STOPPED
+
+
+@pytest.mark.parametrize("name", MULTI_FIDELITY)
+@pytest.mark.parametrize("n_workers", [1, 3])
+@pytest.mark.parametrize("max_results", [None, 11])
+def test_every_trial_says_how_it_ended(name: str, n_workers: int, max_results) -> None:
+    scheduler = MULTI_FIDELITY[name]()
+    run = simulate(scheduler, n_workers=n_workers, loss=flaky_loss, max_results=max_results)
+    statuses = {t: scheduler.trial_status(t) for t in range(scheduler.n_started)}
+    assert statuses == {t: expected_status(run, t, 27) for t in statuses}
+    counts = Counter(statuses.values())
+    if max_results is None:
+        assert counts[COMPLETED] >= 1 and counts[FAILED] >= 1
+        if name == "asha":  # promotion type: trials wait at their rung instead of being stopped
+            assert counts[STOPPED] == 0 and counts[PAUSED] >= 1
+        else:  # a finished run leaves nothing waiting
+            assert counts[STOPPED] >= 1 and counts[PAUSED] == 0
+
+
+def test_successive_halving_stops_trials_at_each_rung() -> None:
+    scheduler = SuccessiveHalvingScheduler(CountingSearcher(), 9, r_min=1, r_max=9, eta=3)
+    run = simulate(scheduler, n_workers=2)
+    reached = {job.trial_id: job.resource for job in run.jobs}
+    ended = Counter((scheduler.trial_status(t), reached[t]) for t in range(9))
+    # 9 trials at 1 epoch, the best 3 go on to 3 epochs, the best of those to 9
+    assert ended == {(STOPPED, 1): 6, (STOPPED, 3): 2, (COMPLETED, 9): 1}
+
+
+def test_fifo_trial_status() -> None:
+    scheduler = FIFOScheduler(CountingSearcher(), 2, max_resource=5)
+    first, second = scheduler.next_job(), scheduler.next_job()
+    assert scheduler.on_result(done(first, 0.3)) == [0]
+    assert scheduler.on_result(done(second, None)) == [1]
+    assert [scheduler.trial_status(0), scheduler.trial_status(1)] == [COMPLETED, FAILED]
 
 
 @pytest.mark.parametrize("name", MULTI_FIDELITY)

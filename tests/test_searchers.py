@@ -173,3 +173,11 @@ def test_grid_values_and_order() -> None:
 def test_grid_rejects_bad_num_points() -> None:
     with pytest.raises(ValueError, match="num_points=0"):
         GridSearcher(small_space(), num_points=0)
+
+
+def test_grid_skips_repeats_of_the_initial_config_and_of_repeated_choices() -> None:
+    # "a" twice among the choices: its grid points repeat; the initial config is a grid point too
+    space = SearchSpace([Categorical("c", ("a", "a", "b")), Int("n", 1, 2)])
+    searcher = GridSearcher(space, initial_config={"c": "b", "n": 2})
+    configs = list(iter(searcher.suggest, None))
+    assert configs == [{"c": "b", "n": 2}, {"c": "a", "n": 1}, {"c": "a", "n": 2}, {"c": "b", "n": 1}]

@@ -168,14 +168,12 @@ def test_budget_in_trials_seconds_and_epochs():
     assert "epochs" in epochs.stop_reason
 
 
-def test_one_thousand_random_trials_are_fast():
-    import time
-
+def test_one_thousand_random_trials_run_to_the_end():
+    # the speed of this (target: under 5 s) is printed by benchmarks/simulator_speed.py, not asserted here
     table = synthetic_table(rows=300, epochs=20)
-    start = time.perf_counter()
     outcome = simulate({"searcher": "random", "scheduler": "fifo"}, X_SPACE, table, n_workers=4, n_trials=1000)
-    assert len(outcome.trials) == 1000
-    assert time.perf_counter() - start < 5.0
+    assert len(outcome.trials) == 1000 and outcome.epochs_total == 1000 * 20
+    assert all(t.resource == 20 for t in outcome.trials.values())
 
 
 @pytest.mark.slow

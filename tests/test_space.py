@@ -1,16 +1,15 @@
-"""The typed search space: validation, sampling, unit cube, encoding, structured form, config files."""
+"""The typed search space: validation of parameters, sampling, unit cube, encoding, keys, merging.
+
+The structured YAML form is tested in test_space_structured.py, the check against the job config in
+test_space_validation.py.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 from hydra_hpo.space import Categorical, Float, Int, SearchSpace, SearchSpaceError
-
-CONF = Path(__file__).resolve().parents[1] / "conf" / "search_space"
 
 
 @pytest.fixture
@@ -145,10 +144,6 @@ def test_encode(space: SearchSpace) -> None:
     vector = space.encode(config)
     assert space.encoded_dim == 4 + 2 + 3
     np.testing.assert_allclose(vector, [1, 0, 0, 1, 0, 1, 0, 1, 0])
-    many = space.encode_many([config, space.sample(np.random.default_rng(0))])
-    assert many.shape == (2, 9)
-    np.testing.assert_allclose(many[0], vector)
-    assert space.encode_many([]).shape == (0, 9)
 
 
 def test_contains_and_key(space: SearchSpace) -> None:
@@ -171,48 +166,6 @@ def test_select(space: SearchSpace) -> None:
         space.select({**config, "model.lr": 0.5})
 
 
-BASE = {
-    "model": {"lr": 0.1, "momentum": 0.9, "activation": "relu", "num_layers": 2, "dropout": None},
-    "data": {"batch_size": 16, "shuffle": True},
-    "seed": 0,
-}
-
-
-def test_validate_against_accepts_fitting_types() -> None:
-    SearchSpace(
-        [
-            Float("model.lr", 1e-4, 1.0, log=True),
-            Int("model.momentum", 0, 1),  # int param on a float key is fine
-            Categorical("model.activation", ("relu", "tanh")),
-            Categorical("data.batch_size", (16, 32)),
-            Categorical("data.shuffle", (True, False)),
-            Float("model.dropout", 0.0, 0.5),  # None accepts anything
-            Categorical("model", ("mlp", "lenet")),  # a config-group choice
-        ]
-    ).validate_against(BASE)
-
-
-@pytest.mark.parametrize(
-    "param, fragments",
-    [
-        (Float("model.lrr", 0.1, 1.0), ["'model.lrr'", "not in the job config", "'model.lr'"]),
-        (Float("nothing.here", 0.1, 1.0), ["'nothing.here'", "not in the job config"]),
-        (Float("model.lr.x", 0.1, 1.0), ["'model.lr.x'", "not in the job config"]),
-        (Float("data.batch_size", 8, 256), ["'data.batch_size'", "16", "an int", "use int bounds"]),
-        (Float("model.activation", 0.1, 1.0), ["'model.activation'", "'relu'", "a str"]),
-        (Int("model.activation", 1, 3), ["'model.activation'", "'relu'"]),
-        (Int("data.shuffle", 0, 1), ["'data.shuffle'", "True", "a bool"]),
-        (Categorical("data.batch_size", ("big", "small")), ["'data.batch_size'", "'big'", "16"]),
-        (Categorical("model.activation", ("relu", 3)), ["'model.activation'", "3", "'relu'"]),
-    ],
-)
-def test_validate_against_errors(param, fragments) -> None:
-    with pytest.raises(SearchSpaceError) as info:
-        SearchSpace([param]).validate_against(BASE)
-    for fragment in fragments:
-        assert fragment in str(info.value)
-
-
 def test_merge_replaces_entries_in_place_and_appends() -> None:
     file_space = SearchSpace([Float("model.lr", 1e-4, 1e-1, log=True), Int("data.batch_size", 8, 64)])
     cli = SearchSpace([Float("model.lr", 1e-5, 1.0), Categorical("model.activation", ("relu",))])
@@ -220,89 +173,3 @@ def test_merge_replaces_entries_in_place_and_appends() -> None:
     assert merged.names == ["model.lr", "data.batch_size", "model.activation"]
     assert merged["model.lr"] == Float("model.lr", 1e-5, 1.0)
     assert file_space["model.lr"].log  # the original is unchanged
-
-
-STRUCTURED = {
-    "model.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-    "model.momentum": {"type": "float", "low": 0, "high": 0.99},
-    "data.batch_size": {"type": "int", "low": 8, "high": 256, "log": True},
-    "model.num_layers": {"type": "int", "low": 1, "high": 6},
-    "model.activation": {"type": "categorical", "choices": ["tanh", "relu"]},
-    "model.widths": {"choices": [[16, 16], [32]]},
-    "model.dropout": "interval(0.0, 0.5)",
-}
-
-
-def test_from_structured() -> None:
-    space = SearchSpace.from_structured(STRUCTURED)
-    assert space.names == list(STRUCTURED)
-    assert space["model.lr"] == Float("model.lr", 1e-4, 1e-1, log=True)
-    assert space["model.momentum"] == Float("model.momentum", 0.0, 0.99)
-    assert space["data.batch_size"] == Int("data.batch_size", 8, 256, log=True)
-    assert space["model.num_layers"] == Int("model.num_layers", 1, 6)
-    assert space["model.activation"] == Categorical("model.activation", ("tanh", "relu"))
-    assert space["model.widths"].choices == ([16, 16], [32])
-    assert space["model.dropout"] == Float("model.dropout", 0.0, 0.5)
-
-
-def test_structured_round_trip() -> None:
-    space = SearchSpace.from_structured(STRUCTURED)
-    plain = space.to_structured()
-    assert SearchSpace.from_structured(plain) == space
-    assert SearchSpace.from_structured(OmegaConf.create(plain)) == space
-    assert OmegaConf.to_container(OmegaConf.create(plain)) == plain  # serializable as YAML/JSON
-
-
-@pytest.mark.parametrize(
-    "entry, fragments",
-    [
-        ({"type": "float", "low": 0.1, "high": 1, "lgo": True}, ["'model.x'", "unknown field 'lgo'"]),
-        ({"type": "categorical", "choices": [1], "low": 0}, ["'model.x'", "unknown field 'low'"]),
-        ({"type": "double", "low": 0.1, "high": 1}, ["'model.x'", "unknown type 'double'"]),
-        ({"low": 0.1, "high": 1}, ["'model.x'", "unknown type None"]),
-        ({"type": "float", "low": 0.1}, ["'model.x'", "needs 'high'"]),
-        ({"type": "float", "low": 1, "high": 0.1}, ["'model.x'", "low=1", "high=0.1"]),
-        ({"type": "float", "low": 0, "high": 1, "log": True}, ["'model.x'", "low=0"]),
-        ({"type": "float", "low": 0.1, "high": 1, "log": "yes"}, ["'model.x'", "log='yes'"]),
-        ({"type": "int", "low": 1.5, "high": 4}, ["'model.x'", "low=1.5"]),
-        ({"type": "categorical", "choices": []}, ["'model.x'", "empty choice"]),
-        ({"type": "categorical", "choices": "relu"}, ["'model.x'", "'relu'"]),
-        (0.5, ["'model.x'", "0.5"]),
-        ("0.5", ["'model.x'", "0.5"]),
-    ],
-)
-def test_from_structured_errors(entry, fragments) -> None:
-    with pytest.raises(SearchSpaceError) as info:
-        SearchSpace.from_structured({"model.x": entry})
-    for fragment in fragments:
-        assert fragment in str(info.value)
-
-
-@pytest.mark.parametrize(
-    "name, expected",
-    [
-        ("softmax", {"model.lr": Float("model.lr", 1e-4, 1e-1, log=True)}),
-        (
-            "mlp",
-            {
-                "model.lr": Float("model.lr", 1e-6, 1e-1, log=True),
-                "data.batch_size": Int("data.batch_size", 8, 256, log=True),
-                "model.momentum": Float("model.momentum", 0.0, 0.99),
-                "model.activation": Categorical("model.activation", ("tanh", "relu")),
-                "model.num_units": Int("model.num_units", 32, 1024, log=True),
-                "model.num_layers": Int("model.num_layers", 1, 6),
-            },
-        ),
-        (
-            "lenet",
-            {
-                "model.lr": Float("model.lr", 1e-2, 1.0, log=True),
-                "data.batch_size": Int("data.batch_size", 32, 256),
-            },
-        ),
-    ],
-)
-def test_config_files_load(name: str, expected: dict) -> None:
-    space = SearchSpace.from_structured(OmegaConf.load(CONF / f"{name}.yaml"))
-    assert space.params == expected
-    assert space.names == list(expected)

@@ -7,6 +7,7 @@ import pytest
 
 from hydra_hpo.space import Categorical, Float, Int, SearchSpace, SearchSpaceError
 from hydra_hpo.space_grammar import param_from_sweep_string, space_from_overrides
+from hydra_hpo.space_structured import space_from_structured
 
 
 @pytest.mark.parametrize(
@@ -113,7 +114,7 @@ def test_space_from_overrides_errors(overrides: list[str], fragment: str) -> Non
 
 
 def test_command_line_replaces_file_entry() -> None:
-    file_space = SearchSpace.from_structured(
+    file_space = space_from_structured(
         {"model.lr": "tag(log, interval(1e-4, 1e-1))", "data.batch_size": {"type": "int", "low": 8, "high": 64}}
     )
     cli, _ = space_from_overrides(["model.lr=interval(0.01,0.1)"])
@@ -126,4 +127,4 @@ def test_grammar_round_trips_through_structured_form() -> None:
     space, _ = space_from_overrides(
         ["a=tag(log,interval(1e-4,1e-1))", "b=int(interval(1,9))", "c=choice(x,2,true)", "d=range(0,1,0.5)"]
     )
-    assert SearchSpace.from_structured(space.to_structured()) == space
+    assert space_from_structured(space.to_structured()) == space

@@ -141,3 +141,14 @@ def test_grid_search_through_the_sweeper_runs_every_combination_once(tmp_path, m
     rows = read_trials(tmp_path)
     assert sorted((float(r["x"]), r["act"]) for r in rows) == sorted(
         (x, a) for x in (0.0, 0.5, 1.0) for a in ("relu", "tanh"))
+
+
+def test_trials_csv_says_which_trials_successive_halving_stopped(tmp_path, monkeypatch):
+    run_sweep(tmp_path, "hpo.scheduler=successive_halving", "+hpo.r_min=1", "+hpo.eta=2", "trainer.max_epochs=4",
+              "hpo.n_trials=4", monkeypatch=monkeypatch)
+    rows = read_trials(tmp_path)
+    # 4 trials at 1 epoch, the best 2 go on to 2 epochs, the best of those to 4
+    assert sorted((r["status"], r["epochs"]) for r in rows) == [
+        ("completed", "4"), ("stopped", "1"), ("stopped", "1"), ("stopped", "2")]
+    results = OmegaConf.load(tmp_path / "optimization_results.yaml")
+    assert results.trial_statuses == {"completed": 1, "stopped": 3} and results.n_failures == 0

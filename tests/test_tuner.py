@@ -71,10 +71,48 @@ def test_failed_and_diverged_trials_are_recorded_and_the_sweep_goes_on():
 def test_max_failure_rate_is_judged_over_the_whole_sweep():
     tuner, executor = make_tuner(n_trials=9, workers=1, outcome=failing_every_third, max_failure_rate=0.3)
     outcome = tuner.run()
-    # 0.3 * 9 = 2.7 failures allowed: the third failure stops the sweep (trial 4 is the third failed one)
+    # fewer than 10 trials: judged over all 9, 0.3 * 9 = 2.7 failures allowed: the third failure stops the
+    # sweep (trial 4 is the third failed one)
     assert outcome.failures == 3
     assert len(executor.submitted) == 5
-    assert "max_failure_rate" in outcome.stop_reason
+    assert "3 of 5 trials started failed" in outcome.stop_reason and "max_failure_rate=0.3" in outcome.stop_reason
+
+
+def failing_from(first_failure):
+    def outcome(job):
+        return (FAILED, None, 1.0) if job.trial_id >= first_failure else quadratic(job)
+    return outcome
+
+
+@pytest.mark.parametrize("budget", [{"budget_epochs": 400}, {"budget_seconds": 400.0}])
+def test_max_failure_rate_fires_with_unbounded_trials(budget):
+    # a time or epoch budget and unbounded trials: judged over the trials started, not over n_trials
+    tuner, executor = make_tuner(n_trials=10**6, workers=1, outcome=failing_from(10), max_failure_rate=0.5,
+                                 **budget)
+    outcome = tuner.run()
+    # trials 0-9 complete, every later one fails: 11 failures of 21 started is the first rate above 0.5
+    assert len(executor.submitted) == 21 and outcome.failures == 11
+    assert "11 of 21 trials started failed" in outcome.stop_reason
+    assert outcome.epochs_total == 10 * 4 < 400  # the budget did not stop it
+
+
+def test_max_failure_rate_waits_for_ten_started_trials():
+    # the first trials all fail: the rate counts over at least 10 trials, so 0.5 allows 5 failures first
+    tuner, executor = make_tuner(n_trials=10**6, workers=1, outcome=failing_from(0), max_failure_rate=0.5,
+                                 budget_epochs=400)
+    outcome = tuner.run()
+    assert len(executor.submitted) == 6 and outcome.failures == 6
+    assert "6 of 6 trials started failed" in outcome.stop_reason
+
+
+def test_max_failure_rate_zero_stops_at_the_first_failure_and_one_never_stops():
+    tuner, executor = make_tuner(n_trials=10**6, workers=1, outcome=failing_from(3), max_failure_rate=0.0,
+                                 budget_epochs=400)
+    outcome = tuner.run()
+    assert len(executor.submitted) == 4 and outcome.failures == 1
+    tuner, executor = make_tuner(n_trials=30, workers=1, outcome=failing_from(0), max_failure_rate=1.0)
+    outcome = tuner.run()
+    assert len(executor.submitted) == 30 and outcome.failures == 30
 
 
 def test_retries_rerun_a_failed_job():
@@ -198,3 +236,59 @@ def test_every_searcher_plugs_into_every_scheduler(searcher_name, scheduler_name
     assert all(space.contains(record.config) for record in outcome.trials.values())
     assert outcome.best is not None and outcome.best.value == min(
         s.value for r in outcome.trials.values() for s in r.segments if s.value is not None)
+
+
+def csv_rows(outcome) -> list[dict]:
+    import csv
+    import io
+
+    from hydra_hpo.results import trials_table
+
+    return list(csv.DictReader(io.StringIO(trials_table(outcome))))
+
+
+def test_trials_say_how_they_ended_in_trials_csv_and_the_summary(tmp_path):
+    from hydra_hpo.results import summary_dict
+
+    journal = Journal(tmp_path / "journal.jsonl")
+    # successive halving over epochs 1, 2, 4 with 4 trials: 2 stop at 1 epoch, 1 at 2, 1 goes on to 4
+    tuner, _ = make_tuner(n_trials=4, scheduler="successive_halving", journal=journal)
+    outcome = tuner.run()
+    rows = csv_rows(outcome)
+    assert sorted((row["status"], row["epochs"]) for row in rows) == [
+        ("completed", "4"), ("stopped", "1"), ("stopped", "1"), ("stopped", "2")]
+    assert summary_dict(outcome, "loss", "min")["trial_statuses"] == {"completed": 1, "stopped": 3}
+    assert outcome.failures == 0
+    ends = [e for e in Journal(tmp_path / "journal.jsonl").read() if e["event"] == "trial_completed"]
+    assert sorted(e["status"] for e in ends) == ["completed", "stopped", "stopped", "stopped"]
+
+
+def test_asha_promotion_trials_left_at_a_rung_are_paused():
+    tuner, _ = make_tuner(n_trials=6, workers=2, scheduler="asha", outcome=failing_every_third)
+    outcome = tuner.run()
+    rows = {int(row["trial_id"]): row for row in csv_rows(outcome)}
+    for trial_id, record in outcome.trials.items():
+        if trial_id % 3 == 0:  # trains well: reached r_max = 4, or was never promoted that far
+            expected = COMPLETED if record.resource == 4 else "paused"
+        else:
+            expected = FAILED if trial_id % 3 == 1 else DIVERGED
+        assert rows[trial_id]["status"] == record.status == expected
+    assert "paused" in {row["status"] for row in rows.values()}
+    assert outcome.failures == 4  # paused trials are not failures
+
+
+def test_callbacks_hear_each_result_and_each_trial_end_once():
+    from hydra_hpo.tuner import TunerCallback
+
+    class Ends(TunerCallback):  # overrides one hook; the other one is the base class's no-op
+        def __init__(self):
+            self.ended = []
+
+        def on_trial_end(self, record, tuner):
+            self.ended.append((record.trial_id, record.status))
+
+    ends = Ends()
+    tuner, _ = make_tuner(n_trials=8, scheduler="successive_halving", callbacks=[ends])
+    outcome = tuner.run()
+    assert sorted(ends.ended) == sorted((t, r.status) for t, r in outcome.trials.items())
+    assert {status for _, status in ends.ended} == {"completed", "stopped"}

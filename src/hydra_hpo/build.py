@@ -12,7 +12,7 @@ from hydra_hpo.schedulers import build_scheduler
 from hydra_hpo.searchers import build_searcher
 from hydra_hpo.settings import HPOSettings
 from hydra_hpo.space import SearchSpace
-from hydra_hpo.tuner import Tuner
+from hydra_hpo.tuner import Tuner, TunerCallback
 
 
 def build_tuner(
@@ -25,7 +25,7 @@ def build_tuner(
     journal: Journal | None = None,
     resume: ResumeLog | None = None,
     fingerprint: dict[str, Any] | None = None,
-    callbacks: list[Any] | None = None,
+    callbacks: list[TunerCallback] | None = None,
     checkpoints: CheckpointStore | None = None,
 ) -> Tuner:
     """Searcher, scheduler and tuner as ``settings`` describe them, driving ``executor``."""

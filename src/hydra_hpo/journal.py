@@ -12,10 +12,12 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
+from hydra_hpo.errors import UserError
+
 JOURNAL_NAME = "journal.jsonl"
 
 
-class JournalError(RuntimeError):
+class JournalError(UserError, RuntimeError):
     """The journal cannot be read or does not belong to this sweep."""
 
 
@@ -37,14 +39,14 @@ class Journal:
         """``durable=False`` skips fsync (simulations, where nothing real is lost by a crash)."""
         self.path = Path(path)
         self.durable = durable
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = None
 
     def append(self, event: str, **fields: Any) -> dict:
         """Write one event durably; returns the record written."""
         record = {"event": event, **fields}
         line = json.dumps(_clean(record), sort_keys=False, default=str)
-        if self._file is None:
+        if self._file is None:  # the folder is made by the first event, not before: a refused sweep leaves none
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "a", encoding="utf-8")
         self._file.write(line + "\n")
         self._file.flush()

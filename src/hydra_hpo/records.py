@@ -32,7 +32,9 @@ class TrialRecord:
     trial_id: int
     config: dict[str, Any]
     seed: int
-    status: str = "running"  # running | completed | stopped | failed states | interrupted
+    # running | completed (to r_max) | stopped (culled at a rung) | paused (could have continued when the
+    # sweep ended) | a failure status (failed, diverged, killed, timeout, interrupted); see Tuner._trial_status
+    status: str = "running"
     segments: list[Segment] = field(default_factory=list)
     curve: list[float] = field(default_factory=list)
     error: str | None = None

@@ -6,6 +6,7 @@ import csv
 import io
 import math
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,8 @@ def summary_dict(outcome: SweepOutcome, metric: str, mode: str, name: str = "hyd
         "best_epochs": best.resource if best else None,
         "n_trials": len(outcome.trials),
         "n_failures": outcome.failures,
+        # how the trials ended: completed (to r_max), stopped (culled at a rung), paused, or a failure status
+        "trial_statuses": dict(sorted(Counter(r.status for r in outcome.trials.values()).items())),
         "epochs_total": outcome.epochs_total,
         "wallclock_seconds": round(outcome.wallclock, 3),
         "worker_utilization": round(outcome.utilization, 4),

@@ -7,7 +7,7 @@ from collections import defaultdict, deque
 from typing import Any
 
 from hydra_hpo.journal import JournalError
-from hydra_hpo.trial import Job, JobResult
+from hydra_hpo.trial import CONFIG_ERROR, Job, JobResult
 
 
 def _number(value: Any) -> float | None:
@@ -50,7 +50,8 @@ class ResumeLog:
                     self.clock_offset = max(self.clock_offset, float(event[key]))
             if kind == "trial_started":
                 self.trial_configs[int(event["trial_id"])] = event["config"]
-            if kind == "segment_finished":
+            # a job that found the sweep misconfigured trained nothing: once that is fixed it runs again
+            if kind == "segment_finished" and event.get("status") != CONFIG_ERROR:
                 key = (int(event["trial_id"]), int(event["previous_resource"]), int(event["resource"]))
                 self._finished[key].append((position, event))
                 self.n_results += 1

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from numbers import Integral, Real
 from typing import Any, Mapping
 
+from hydra_hpo.errors import SettingsError
 
-class SettingsError(ValueError):
-    """An ``hpo.<key>`` setting is invalid; the message names the key and the value."""
+__all__ = ["HPOSettings", "SettingsError"]
 
 
 @dataclass
@@ -46,8 +47,17 @@ class HPOSettings:
         return settings
 
     def validate(self) -> None:
+        """Raise :class:`SettingsError` naming the first invalid ``hpo.<key>`` and its value."""
         def bad(key: str, why: str) -> SettingsError:
             return SettingsError(f"hpo.{key}={getattr(self, key)!r}: {why}")
+
+        def number(key: str, why: str) -> float | None:
+            value = getattr(self, key)
+            if value is None:
+                return None
+            if isinstance(value, bool) or not isinstance(value, Real):
+                raise bad(key, why)
+            return float(value)
 
         for key in ("n_trials", "n_workers"):
             value = getattr(self, key)
@@ -55,20 +65,31 @@ class HPOSettings:
                 raise bad(key, "must be an integer >= 1")
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
             raise bad("max_retries", "must be an integer >= 0")
-        if not isinstance(self.seed, int):
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise bad("seed", "must be an integer")
         if self.mode not in ("min", "max"):
             raise bad("mode", "must be 'min' or 'max'")
-        if not 0.0 <= float(self.max_failure_rate) <= 1.0:
-            raise bad("max_failure_rate", "must be between 0 and 1")
-        if self.trial_timeout is not None and float(self.trial_timeout) <= 0:
+        for key in ("initial_config", "resume", "keep_checkpoints"):
+            if not isinstance(getattr(self, key), bool):
+                raise bad(key, "must be true or false")
+        rate = number("max_failure_rate", "must be a number between 0 and 1")
+        if rate is None or not 0.0 <= rate <= 1.0:
+            raise bad("max_failure_rate", "must be a number between 0 and 1")
+        timeout = number("trial_timeout", "must be a positive number of seconds or null")
+        if timeout is not None and not timeout > 0:
             raise bad("trial_timeout", "must be a positive number of seconds or null")
         if self.executor not in ("auto", "batch", "async"):
             raise bad("executor", "must be one of auto, batch, async")
-        if self.budget_seconds is not None and float(self.budget_seconds) <= 0:
-            raise bad("budget_seconds", "must be positive or null")
-        if self.budget_epochs is not None and int(self.budget_epochs) < 1:
-            raise bad("budget_epochs", "must be >= 1 or null")
+        seconds = number("budget_seconds", "must be a positive number of seconds or null")
+        if seconds is not None and not seconds > 0:
+            raise bad("budget_seconds", "must be a positive number of seconds or null")
+        epochs = self.budget_epochs
+        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, Integral) or epochs < 1):
+            raise bad("budget_epochs", "must be an integer >= 1 or null")
+        if not isinstance(self.resource_key, str) or not self.resource_key:
+            raise bad("resource_key", "must name a config key, e.g. trainer.max_epochs")
+        if not isinstance(self.searcher_options, Mapping):
+            raise bad("searcher_options", "must be a mapping of option names to values, e.g. {num_points: 5}")
 
     def fingerprint(self) -> dict[str, Any]:
         """What must not change when a sweep is resumed (n_trials and budgets may grow)."""

@@ -21,9 +21,11 @@ from hydra_hpo.executors.simulator import SimulatedExecutor
 from hydra_hpo.journal import JOURNAL_NAME, Journal, JournalError
 from hydra_hpo.results import write_summary
 from hydra_hpo.build import build_tuner
+from hydra_hpo.errors import SettingsError, exit_on_user_error
 from hydra_hpo.settings import HPOSettings
-from hydra_hpo.space import SearchSpace
-from hydra_hpo.table import Table
+from hydra_hpo.space import SearchSpace, SearchSpaceError
+from hydra_hpo.space_structured import space_from_structured
+from hydra_hpo.table import Table, TableError
 from hydra_hpo.tuner import SweepOutcome
 
 log = logging.getLogger(__name__)
@@ -65,14 +67,14 @@ def simulate(
                  "budget_epochs": budget_epochs, "n_trials": n_trials}
     settings = HPOSettings.from_mapping({**dict(hpo), **{k: v for k, v in overrides.items() if v is not None}})
     if settings.mode != "min":
-        raise ValueError(f"hpo.mode={settings.mode!r}: a table records validation errors, use hpo.mode=min")
+        raise SettingsError(f"hpo.mode={settings.mode!r}: a table records validation errors, use hpo.mode=min")
     r_max = settings.scheduler_options.get("r_max")
     if r_max is not None and r_max > table.epochs:
-        raise ValueError(f"hpo.r_max={r_max} exceeds the {table.epochs} epochs recorded in {table.where(0)}")
+        raise SettingsError(f"hpo.r_max={r_max} exceeds the {table.epochs} epochs recorded in {table.where(0)}")
     initial = None
     if settings.initial_config:
         if initial_config is None:
-            raise ValueError("hpo.initial_config=true needs an initial configuration (initial_config=...)")
+            raise SettingsError("hpo.initial_config=true needs an initial configuration (initial_config=...)")
         initial = space.select(initial_config)
 
     executor = SimulatedExecutor(table, space, settings.n_workers, metric=METRIC)
@@ -133,10 +135,14 @@ def resolve_table_path(path: str | os.PathLike) -> Path:
 
 def run_from_config(config: Mapping[str, Any], output_dir: str | os.PathLike | None) -> SweepOutcome:
     """Run the composed ``simulate`` config (a plain dict) and print its summary."""
-    table = Table.load(resolve_table_path(config["table"]))
-    space = SearchSpace.from_structured(config.get("search_space") or {})
+    path = resolve_table_path(config["table"])
+    if not path.is_file():
+        raise TableError(f"table={config['table']}: no such file (a relative path is looked up in the working "
+                         "directory, then in the repository); record one with benchmarks/record_table.py")
+    table = Table.load(path)
+    space = space_from_structured(config.get("search_space") or {})
     if len(space) == 0:
-        raise ValueError("the search space is empty: choose one with search_space=<name>")
+        raise SearchSpaceError("the search space is empty: choose one with search_space=<name>")
     n_trials = config.get("budget_trials")
     if n_trials is None and (config.get("budget_seconds") is not None or config.get("budget_epochs") is not None):
         n_trials = UNBOUNDED_TRIALS
@@ -156,12 +162,15 @@ def main() -> None:
     """The ``python -m hydra_hpo.simulate`` entry point."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
     from omegaconf import DictConfig, OmegaConf
 
     @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="simulate")
     def app(config: DictConfig) -> float | None:
         plain = OmegaConf.to_container(config, resolve=True)
-        outcome = run_from_config(plain, HydraConfig.get().runtime.output_dir)  # type: ignore[arg-type]
+        # a mistake in the input is one line (Error: ...), not a traceback; inside a multirun, Hydra reports it per job
+        with exit_on_user_error(enabled=HydraConfig.get().mode == RunMode.RUN):
+            outcome = run_from_config(plain, HydraConfig.get().runtime.output_dir)  # type: ignore[arg-type]
         return outcome.best.value if outcome.best else None
 
     app()

@@ -1,8 +1,10 @@
 """The search space: typed parameters over dotted job-config keys.
 
-Pure Python/numpy/scipy (no Hydra import), so searchers, schedulers and the simulator use it on their
-own. Hydra's sweep grammar (``tag(log, interval(1e-4, 1e-1))``) is translated in
-:mod:`hydra_hpo.space_grammar`; the structured YAML form is read by :meth:`SearchSpace.from_structured`.
+Pure Python/numpy/scipy (no Hydra import, and no import of the modules that read spaces from config),
+so searchers, schedulers and the simulator use it on their own. Hydra's sweep grammar
+(``tag(log, interval(1e-4, 1e-1))``) is translated in :mod:`hydra_hpo.space_grammar`; the structured YAML
+form is read by :mod:`hydra_hpo.space_structured`; :mod:`hydra_hpo.space_validation` checks a space
+against the job config.
 
 Mapping to the unit cube (used by Sobol and model-based searchers):
 
@@ -15,7 +17,6 @@ Mapping to the unit cube (used by Sobol and model-based searchers):
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,11 +26,12 @@ from typing import Any, Union
 import numpy as np
 from scipy import stats
 
+from hydra_hpo.errors import UserError
 
 KEY_DIGITS = 12  # significant digits of a float in SearchSpace.key
 
 
-class SearchSpaceError(ValueError):
+class SearchSpaceError(UserError, ValueError):
     """An invalid search space; the message names the offending key and value."""
 
 
@@ -254,12 +256,6 @@ class SearchSpace:
                 parts.append(_to_unit_scale(value, p.low, p.high, p.log))
         return np.asarray(parts, dtype=float)
 
-    def encode_many(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """:meth:`encode` of each configuration, stacked into a ``(len(configs), encoded_dim)`` array."""
-        if len(configs) == 0:
-            return np.empty((0, self.encoded_dim))
-        return np.stack([self.encode(c) for c in configs])
-
     def contains(self, config: Mapping[str, Any]) -> bool:
         """True when ``config`` has a valid value for every parameter (other keys are ignored)."""
         return all(name in config and _param_contains(p, config[name]) for name, p in self.items())
@@ -292,50 +288,11 @@ class SearchSpace:
                 key.append(float(f"{float(value):.{KEY_DIGITS}g}"))
         return tuple(key)
 
-    # --- validation against the composed job config ----------------------------------------------
-
-    def validate_against(self, base: Mapping[str, Any]) -> None:
-        """Check that each key exists in the job config ``base`` and that its type fits the value there.
-
-        ``base`` is the composed job config as a nested plain dict. A ``None`` value accepts anything;
-        a string choice on a key holding a mapping is taken as a config-group choice.
-        """
-        for name, p in self._params.items():
-            found, current = _lookup(base, name)
-            if not found:
-                close = difflib.get_close_matches(name, _dotted_keys(base), n=3)
-                hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-                raise SearchSpaceError(f"search space key '{name}' is not in the job config{hint}")
-            _check_fits(p, current)
-
-    # --- structured form --------------------------------------------------------------------------
-
-    @classmethod
-    def from_structured(cls, mapping: Mapping[str, Any]) -> SearchSpace:
-        """Build from ``{key: {type: float|int|categorical, low, high, log, choices}}``.
-
-        An entry may instead be a string in Hydra's sweep grammar, e.g. ``tag(log, interval(1e-4, 1))``.
-        """
-        if not isinstance(mapping, Mapping):
-            raise SearchSpaceError(f"search space must be a mapping of keys to entries, got {mapping!r}")
-        params = []
-        for name, entry in mapping.items():
-            name = str(name)
-            if isinstance(entry, str):
-                from hydra_hpo.space_grammar import param_from_sweep_string
-
-                params.append(param_from_sweep_string(name, entry))
-            elif isinstance(entry, Mapping):
-                params.append(_param_from_entry(name, entry))
-            else:
-                raise SearchSpaceError(
-                    f"search space key '{name}': entry {entry!r} is neither a mapping "
-                    "{type, low, high, log, choices} nor a sweep string"
-                )
-        return cls(params)
+    # --- structured form -------------------------------------------------------------------------
 
     def to_structured(self) -> dict[str, dict[str, Any]]:
-        """Plain-dict form (for serialization); round-trips through :meth:`from_structured`."""
+        """Plain-dict form (for serialization); round-trips through
+        :func:`hydra_hpo.space_structured.space_from_structured`."""
         out: dict[str, dict[str, Any]] = {}
         for name, p in self._params.items():
             if isinstance(p, Categorical):
@@ -381,124 +338,3 @@ def _to_unit_scale(value: float, low: float, high: float, log: bool) -> float:
     if log:
         return (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
     return (value - low) / (high - low)
-
-
-_STRUCTURED_FIELDS = {
-    "float": {"type", "low", "high", "log"},
-    "int": {"type", "low", "high", "log"},
-    "categorical": {"type", "choices"},
-}
-
-
-def _param_from_entry(name: str, entry: Mapping[str, Any]) -> Param:
-    kind = entry.get("type", "categorical" if "choices" in entry else None)
-    if kind not in _STRUCTURED_FIELDS:
-        raise SearchSpaceError(
-            f"search space key '{name}': unknown type {kind!r} (known: float, int, categorical)"
-        )
-    unknown = sorted(set(entry) - _STRUCTURED_FIELDS[kind])
-    if unknown:
-        raise SearchSpaceError(
-            f"search space key '{name}': unknown field {unknown[0]!r} for type {kind!r} "
-            f"(known: {', '.join(sorted(_STRUCTURED_FIELDS[kind]))})"
-        )
-    if kind == "categorical":
-        if "choices" not in entry:
-            raise SearchSpaceError(f"search space key '{name}': categorical needs 'choices'")
-        choices = entry["choices"]
-        if isinstance(choices, (str, bytes)) or not isinstance(choices, Sequence):
-            raise SearchSpaceError(
-                f"search space key '{name}': choices must be a list, got {choices!r}"
-            )
-        return Categorical(name, tuple(_plain(c) for c in choices))
-    for field in ("low", "high"):
-        if field not in entry:
-            raise SearchSpaceError(f"search space key '{name}': type {kind!r} needs '{field}'")
-    log = entry.get("log", False)
-    if not isinstance(log, bool):
-        raise SearchSpaceError(f"search space key '{name}': log={log!r} is not true/false")
-    cls = Int if kind == "int" else Float
-    return cls(name, entry["low"], entry["high"], log)
-
-
-def _plain(value: Any) -> Any:
-    """Nested OmegaConf containers -> plain lists and dicts (without importing omegaconf)."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _lookup(base: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
-    node: Any = base
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return False, None
-        node = node[part]
-    return True, node
-
-
-def _dotted_keys(base: Mapping[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for k, v in base.items():
-        dotted = f"{prefix}{k}"
-        keys.append(dotted)
-        if isinstance(v, Mapping):
-            keys.extend(_dotted_keys(v, dotted + "."))
-    return keys
-
-
-def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a bool"
-    if _is_int(value):
-        return "an int"
-    if _is_real(value):
-        return "a float"
-    if isinstance(value, str):
-        return "a str"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    return f"a {type(value).__name__}"
-
-
-def _choice_fits(choice: Any, current: Any) -> bool:
-    if choice is None:
-        return True
-    if isinstance(current, bool):
-        return isinstance(choice, bool)
-    if _is_int(current):
-        return _is_int(choice)
-    if _is_real(current):
-        return _is_real(choice)
-    if isinstance(current, str):
-        return isinstance(choice, str)
-    if isinstance(current, Mapping):
-        # a string picks a config-group option (``model=choice(mlp,lenet)``)
-        return isinstance(choice, (str, Mapping))
-    if isinstance(current, Sequence):
-        return isinstance(choice, Sequence) and not isinstance(choice, str)
-    return True
-
-
-def _check_fits(p: Param, current: Any) -> None:
-    if current is None:
-        return
-    where = f"search space key '{p.name}'"
-    if isinstance(p, Categorical):
-        for choice in p.choices:
-            if not _choice_fits(choice, current):
-                raise SearchSpaceError(
-                    f"{where}: choice {choice!r} is {_type_name(choice)} but the current value "
-                    f"{current!r} is {_type_name(current)}"
-                )
-        return
-    kind = "int" if isinstance(p, Int) else "float"
-    if _is_real(current) and (isinstance(p, Int) or not _is_int(current)):
-        return
-    hint = ": use int bounds" if _is_int(current) else ""
-    raise SearchSpaceError(
-        f"{where}: a {kind} parameter does not fit the current value {current!r}, "
-        f"which is {_type_name(current)}{hint}"
-    )

@@ -20,10 +20,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from hydra_hpo.errors import UserError
 from hydra_hpo.space import SearchSpace, SearchSpaceError
 
 
-class TableError(ValueError):
+class TableError(UserError, ValueError):
     """A table file is malformed, or does not fit the search space; the message names the line."""
 
 

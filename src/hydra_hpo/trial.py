@@ -13,7 +13,14 @@ DIVERGED = "diverged"  # the metric came back NaN or inf
 KILLED = "killed"  # the job process died (signal, out of memory)
 TIMEOUT = "timeout"  # the job ran past hpo.trial_timeout
 INTERRUPTED = "interrupted"  # the sweep was stopped (Ctrl-C) while the job ran
-FAILURE_STATUSES = (FAILED, DIVERGED, KILLED, TIMEOUT, INTERRUPTED)
+# the job found its configuration unusable for any trial (metric not logged, dataset missing): the sweep stops
+CONFIG_ERROR = "config_error"
+FAILURE_STATUSES = (FAILED, DIVERGED, KILLED, TIMEOUT, INTERRUPTED, CONFIG_ERROR)
+
+# How a trial whose last job completed ended; the scheduler says which (Scheduler.trial_status).
+# COMPLETED: trained to the full resource (r_max).
+STOPPED = "stopped"  # culled at a rung: not among the best there
+PAUSED = "paused"  # could still have continued (e.g. waiting for an ASHA promotion) when the sweep ended
 
 
 @dataclass(frozen=True)

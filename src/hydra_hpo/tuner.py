@@ -6,29 +6,35 @@ import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from hydra_hpo.checkpoints import CheckpointStore
+from hydra_hpo.errors import UserError
 from hydra_hpo.journal import Journal
 from hydra_hpo.records import TrialRecord
 from hydra_hpo.resume import ResumeLog
 from hydra_hpo.schedulers.base import WAIT, Scheduler
 from hydra_hpo.executors.base import Executor
-from hydra_hpo.trial import COMPLETED, DIVERGED, INTERRUPTED, Job, JobResult, trial_seed
+from hydra_hpo.trial import COMPLETED, CONFIG_ERROR, DIVERGED, INTERRUPTED, Job, JobResult, trial_seed
 
 log = logging.getLogger(__name__)
 
+# hpo.max_failure_rate is a fraction of the trials started, counted over at least this many trials
+MIN_TRIALS_FOR_FAILURE_RATE = 10
 
-class FatalSweepError(RuntimeError):
+
+class FatalSweepError(UserError, RuntimeError):
     """A problem with the sweep's definition (not with one trial): stop the whole sweep."""
 
 
-class TunerCallback(Protocol):
-    """Hooks the tuner calls; all optional."""
+class TunerCallback:
+    """Hooks the tuner calls; subclasses override the ones they need (the defaults do nothing)."""
 
-    def on_result(self, result: JobResult, record: TrialRecord, tuner: "Tuner") -> None: ...
+    def on_result(self, result: JobResult, record: TrialRecord, tuner: "Tuner") -> None:
+        """A job finished (after retries were decided and the scheduler and incumbent were updated)."""
 
-    def on_trial_end(self, record: TrialRecord, tuner: "Tuner") -> None: ...
+    def on_trial_end(self, record: TrialRecord, tuner: "Tuner") -> None:
+        """A trial ended: it will run no more jobs; ``record.status`` says how it ended."""
 
 
 @dataclass
@@ -95,7 +101,7 @@ class Tuner:
         max_retries: int = 0,
         budget_seconds: float | None = None,
         budget_epochs: int | None = None,
-        callbacks: list[Any] | None = None,
+        callbacks: list[TunerCallback] | None = None,
         checkpoints: CheckpointStore | None = None,
     ) -> None:
         if mode not in ("min", "max"):
@@ -306,6 +312,8 @@ class Tuner:
             result = dataclasses.replace(result, status=DIVERGED, error=result.error or f"metric is {result.value}")
         job = result.job
         record = self._record(result)
+        if result.status == CONFIG_ERROR:  # every trial would fail alike: stop at the first, no retry
+            raise FatalSweepError(f"{result.error} (trial {job.trial_id}, job dir {result.output_dir})")
         if self.checkpoints is not None:
             self.checkpoints.measure()  # the job has written its checkpoint; those of ending trials go below
         if not result.ok:
@@ -325,8 +333,7 @@ class Tuner:
         if self.best is not None:
             self.incumbent_trace.append((result.finished, self.best.value))
         for callback in self.callbacks:
-            if hasattr(callback, "on_result"):
-                callback.on_result(result, record, self)
+            callback.on_result(result, record, self)
         for trial_id in ended:
             self._end_trial(trial_id)
         self._check_stop()
@@ -357,20 +364,28 @@ class Tuner:
             return
         self._ended.add(trial_id)
         record = self.trials[trial_id]
-        last = record.segments[-1] if record.segments else None
-        record.status = last.status if last is not None else INTERRUPTED
+        record.status = self._trial_status(record)
         self._n_failed += record.failed
-        event = "trial_completed" if record.status == COMPLETED else "trial_failed"
+        event = "trial_failed" if record.failed else "trial_completed"
         self._log(event, trial_id=trial_id, status=record.status, value=record.value, resource=record.resource,
-                  error=record.error if record.status != COMPLETED else None, clock=self.clock())
+                  error=record.error if record.failed else None, clock=self.clock())
         if self.checkpoints is not None and not self._keep_checkpoints:
             freed = self.checkpoints.release(trial_id)
             if freed is not None:
                 self._log("checkpoint_deleted", trial_id=trial_id, bytes=freed,
                           reason=self.scheduler.end_reason(trial_id) or "the trial ended", clock=self.clock())
         for callback in self.callbacks:
-            if hasattr(callback, "on_trial_end"):
-                callback.on_trial_end(record, self)
+            callback.on_trial_end(record, self)
+
+    def _trial_status(self, record: TrialRecord) -> str:
+        """A trial whose last job failed has that job's status; otherwise the scheduler says how it ended
+        (completed, stopped, paused), or, when it does not say, ``completed``."""
+        if not record.segments:
+            return INTERRUPTED
+        last = record.segments[-1].status
+        if last != COMPLETED:
+            return last
+        return self.scheduler.trial_status(record.trial_id) or COMPLETED
 
     @property
     def n_failed_trials(self) -> int:
@@ -379,10 +394,14 @@ class Tuner:
     def _check_stop(self) -> None:
         if self._stop_reason is not None:
             return
-        allowed = self.max_failure_rate * self.scheduler.n_trials
+        # Judged over the trials started so far, so it also fires when trials are unbounded (a time or epoch
+        # budget); counted over at least MIN_TRIALS_FOR_FAILURE_RATE trials (or n_trials, if fewer) so that
+        # one early failure does not stop a sweep.
+        started = len(self.trials)
+        allowed = self.max_failure_rate * max(started, min(MIN_TRIALS_FOR_FAILURE_RATE, self.scheduler.n_trials))
         if self.n_failed_trials > allowed:
             self._stop_reason = (
-                f"{self.n_failed_trials} of {self.scheduler.n_trials} trials failed, more than "
+                f"{self.n_failed_trials} of {started} trials started failed, more than "
                 f"hpo.max_failure_rate={self.max_failure_rate} allows"
             )
         elif self.budget_seconds is not None and self.clock() >= self.budget_seconds:

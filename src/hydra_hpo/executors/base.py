@@ -10,8 +10,8 @@ from hydra_hpo.trial import Job, JobResult
 class Executor(ABC):
     """Runs up to ``n_workers`` jobs at a time.
 
-    The tuner calls ``submit`` while ``free_slots() > 0`` and then ``wait``, which blocks until at
-    least one submitted job has finished and returns the finished results. Batch executors may start
+    The tuner calls ``submit`` while fewer than ``n_workers`` jobs run and then ``wait``, which blocks
+    until at least one submitted job has finished and returns the finished results. Batch executors may start
     submitted jobs only when ``wait`` is called. ``clock()`` is seconds since the executor started
     (real or simulated).
     """
@@ -36,10 +36,6 @@ class Executor(ABC):
     @abstractmethod
     def clock(self) -> float:
         """Seconds since the sweep started (wall-clock, or simulated)."""
-
-    def free_slots(self) -> int:
-        """How many more jobs can be submitted now."""
-        return self.n_workers - self.num_running()
 
     def shutdown(self) -> list[JobResult]:
         """Stop: return results for jobs still in flight (marked interrupted). Default: none."""

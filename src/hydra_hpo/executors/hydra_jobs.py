@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from hydra_hpo.trial import COMPLETED, DIVERGED, FAILED, KILLED, Job, JobResult
-from hydra_hpo.tuner import FatalSweepError
 
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-./]*$")
 
@@ -100,11 +99,7 @@ class ResultCollector:
         data = read_result(out) if out.exists() else None
         if data is not None:
             metrics = {k: float(v) for k, v in (data.get("metrics") or {}).items() if isinstance(v, (int, float))}
-            status = data.get("status", FAILED)
-            error_text = data.get("error") or ""
-            if status != COMPLETED and self.metric not in metrics and "not produced" in error_text:
-                raise FatalSweepError(f"{error_text} (trial {job.trial_id}, job dir {out}); set `metric=` to one "
-                                      "of the metrics the run logs")
+            status = data.get("status", FAILED)  # CONFIG_ERROR (metric not logged, ...) stops the tuner
             value = data.get("value")
             value = float(value) if value is not None else (math.nan if status == DIVERGED else None)
             return JobResult(status=status, value=value, curve=[_num(v) for v in data.get("curve") or []],

@@ -87,8 +87,7 @@ class JobProcesses:
     """The sweeper's side: when did a job start, ask it to stop, kill it."""
 
     def __init__(self, jobs_dir: Path) -> None:
-        self.jobs_dir = Path(jobs_dir)
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.jobs_dir = Path(jobs_dir)  # created by the first job that announces itself
 
     def info(self, job_idx: int) -> dict | None:
         """The running job's process (pid, host, start time), or None if it has not started or has ended."""
@@ -109,6 +108,7 @@ class JobProcesses:
 
     def request_stop(self, job_idx: int) -> bool:
         """Ask the job to stop (it raises :class:`JobStopped`); False when its process cannot be reached."""
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
         (self.jobs_dir / f"{job_idx}.stop").write_text("stop\n")
         return self._signal(job_idx, signal.SIGUSR1)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from hydra_hpo.errors import SettingsError
 from hydra_hpo.schedulers.asha import ASHAScheduler
 from hydra_hpo.schedulers.base import WAIT, Decision, Scheduler
 from hydra_hpo.schedulers.fifo import FIFOScheduler
-from hydra_hpo.schedulers.hyperband import HyperbandScheduler, hyperband_brackets
+from hydra_hpo.schedulers.hyperband import HyperbandScheduler
 from hydra_hpo.schedulers.rungs import rung_levels
 from hydra_hpo.schedulers.successive_halving import SuccessiveHalvingScheduler
 from hydra_hpo.searchers.base import Searcher
@@ -32,14 +33,14 @@ def build_scheduler(
     Options set to ``None`` count as not given; ``r_max`` defaults to ``max_resource``.
     """
     if name not in SCHEDULERS:
-        raise ValueError(f"hpo.scheduler={name!r}: unknown, choose one of {', '.join(SCHEDULERS)}")
+        raise SettingsError(f"hpo.scheduler={name!r}: unknown, choose one of {', '.join(SCHEDULERS)}")
     cls = SCHEDULERS[name]
     params = inspect.signature(cls).parameters
     kwargs = {key: value for key, value in options.items() if value is not None}
     for key in kwargs:
         if key not in params or key in _FROM_SWEEP:
             allowed = [p for p in params if p not in _FROM_SWEEP]
-            raise ValueError(
+            raise SettingsError(
                 f"hpo.{key}={kwargs[key]!r}: not an option of hpo.scheduler={name} "
                 f"(options: {', '.join(allowed) or 'none'})"
             )
@@ -53,7 +54,7 @@ def build_scheduler(
         if p.default is inspect.Parameter.empty and p.name not in kwargs and p.name not in _FROM_SWEEP
     ]
     if missing:
-        raise ValueError(f"hpo.{missing[0]}: required by hpo.scheduler={name}, not given")
+        raise SettingsError(f"hpo.{missing[0]}: required by hpo.scheduler={name}, not given")
     return cls(searcher, n_trials, **kwargs)
 
 
@@ -67,6 +68,5 @@ __all__ = [
     "Scheduler",
     "SuccessiveHalvingScheduler",
     "build_scheduler",
-    "hyperband_brackets",
     "rung_levels",
 ]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import deque
 
-from hydra_hpo.schedulers.base import WAIT, Decision
+from hydra_hpo.errors import SettingsError
+from hydra_hpo.schedulers.base import WAIT, Decision, failure_status
 from hydra_hpo.schedulers.rungs import MultiFidelityScheduler, promotion_quota, ranked
 from hydra_hpo.searchers.base import Searcher
-from hydra_hpo.trial import Job, JobResult
+from hydra_hpo.trial import COMPLETED, STOPPED, Job, JobResult
 
 ASHA_TYPES = ("promotion", "stopping")
 
@@ -18,18 +19,18 @@ class ASHAScheduler(MultiFidelityScheduler):
     ``type="promotion"``: a free worker promotes a trial that is in the top ``floor(n/eta)`` of the
     ``n`` results of its rung and not promoted yet (highest rung first); otherwise it starts a new
     configuration at ``r_min``. Trials left behind at a rung may still be promoted later, so they
-    only end at ``r_max``, on failure, or at ``finalize()``.
+    only end at ``r_max`` (``completed``), on failure, or at ``finalize()`` (``paused``).
 
     ``type="stopping"``: each trial continues rung by rung as long as its loss ranks within the top
     ``max(1, floor(n/eta))`` of the ``n`` results its rung has so far (itself included; equal losses
-    count in its favour), else it stops. So the first trial at a rung always continues. Continuations
+    count in its favour), else it stops (``stopped``). So the first trial at a rung always continues. Continuations
     go before new configurations.
 
     Failed jobs end their trial and rank last at their rung (they still count in ``n``).
 
     ``max_paused_checkpoints`` (promotion type): a paused trial keeps its checkpoint, so disk use grows
     with ``n_trials``. With this bound, at most that many paused trials per rung stay promotable: those
-    with the best losses there. The others end (``end_reason`` says why) and their checkpoints go;
+    with the best losses there. The others end as ``stopped`` (``end_reason`` says why) and their checkpoints go;
     they are never promoted, so when the bound binds, a later promotion from that rung goes to the
     next kept trial instead.
     """
@@ -45,15 +46,15 @@ class ASHAScheduler(MultiFidelityScheduler):
         max_paused_checkpoints: int | None = None,
     ) -> None:
         if type not in ASHA_TYPES:
-            raise ValueError(f"hpo.type={type!r}: must be one of {', '.join(ASHA_TYPES)}")
+            raise SettingsError(f"hpo.type={type!r}: must be one of {', '.join(ASHA_TYPES)}")
         if max_paused_checkpoints is not None:
             if isinstance(max_paused_checkpoints, bool) or not isinstance(max_paused_checkpoints, int) \
                     or max_paused_checkpoints < 1:
-                raise ValueError(f"hpo.max_paused_checkpoints={max_paused_checkpoints!r}: must be an integer >= 1 "
-                                 "or null")
+                raise SettingsError(f"hpo.max_paused_checkpoints={max_paused_checkpoints!r}: must be an integer >= 1 "
+                                    "or null")
             if type != "promotion":
-                raise ValueError(f"hpo.max_paused_checkpoints={max_paused_checkpoints}: only with hpo.type=promotion "
-                                 "(the stopping type pauses no trial)")
+                raise SettingsError(f"hpo.max_paused_checkpoints={max_paused_checkpoints}: only with "
+                                    "hpo.type=promotion (the stopping type pauses no trial)")
         self.max_paused_checkpoints = max_paused_checkpoints
         self._released: dict[int, str] = {}  # paused trials ended by the bound, and why
         super().__init__(searcher, n_trials, r_min, r_max, eta)
@@ -99,13 +100,15 @@ class ASHAScheduler(MultiFidelityScheduler):
         rung = self.levels.index(job.resource)
         if rung < len(self.levels) - 1:
             self._losses[rung][job.trial_id] = loss
-        if loss is None or rung == len(self.levels) - 1:
-            return self._end([job.trial_id])
+        if loss is None:
+            return self._end([job.trial_id], failure_status(result))
+        if rung == len(self.levels) - 1:
+            return self._end([job.trial_id], COMPLETED)
         if self.max_paused_checkpoints is not None:
-            return self._end(self._release_paused(rung))
+            return self._end(self._release_paused(rung), STOPPED)
         if self.type == "stopping":
             if not self._continues(rung, loss):
-                return self._end([job.trial_id])
+                return self._end([job.trial_id], STOPPED)
             self._continuations.append(
                 Job(job.trial_id, job.config, self.levels[rung + 1], self.levels[rung])
             )

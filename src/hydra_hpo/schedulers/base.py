@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from typing import Union
 
 from hydra_hpo.searchers.base import Searcher
-from hydra_hpo.trial import Job, JobResult
+from hydra_hpo.trial import COMPLETED, DIVERGED, Job, JobResult
 
 
 class _Wait:
@@ -18,6 +19,12 @@ class _Wait:
 
 WAIT = _Wait()
 Decision = Union[Job, _Wait, None]
+
+
+def failure_status(result: JobResult) -> str:
+    """The status of a failed result (``result.ok`` false): its own, or ``diverged`` for a completed job
+    that brought no finite loss."""
+    return DIVERGED if result.status == COMPLETED else result.status
 
 
 class Scheduler(ABC):
@@ -34,6 +41,7 @@ class Scheduler(ABC):
         self.searcher = searcher
         self.n_trials = n_trials
         self.n_started = 0  # trials (configurations) started so far
+        self._trial_status: dict[int, str] = {}  # how each ended trial ended
 
     @abstractmethod
     def next_job(self) -> Decision:
@@ -43,7 +51,7 @@ class Scheduler(ABC):
     def on_result(self, result: JobResult) -> list[int]:
         """Take a finished job's result; return ids of trials that can no longer run again.
 
-        A failed result (``result.ok`` false) ends its trial.
+        A failed result (``result.ok`` false) ends its trial. :meth:`trial_status` says how each ended.
         """
 
     def end_reason(self, trial_id: int) -> str | None:
@@ -53,6 +61,19 @@ class Scheduler(ABC):
     def finalize(self) -> list[int]:
         """Ids of trials still alive, not yet reported by ``on_result``, when the tuner stops."""
         return []
+
+    def trial_status(self, trial_id: int) -> str | None:
+        """How trial ``trial_id`` ended, once ``on_result`` or ``finalize`` reported it ended.
+
+        ``"completed"`` (trained to the full resource), ``"stopped"`` (culled at a rung), ``"paused"``
+        (it could still have continued when the sweep stopped), or the status of the failed job that
+        ended it; ``None`` while the trial may still run (or for a scheduler that does not say).
+        """
+        return self._trial_status.get(trial_id)
+
+    def _set_status(self, trial_ids: Iterable[int], status: str) -> None:
+        for trial_id in trial_ids:
+            self._trial_status[trial_id] = status
 
     def _new_trial_config(self) -> tuple[int, dict] | None:
         """Ask the searcher for a new configuration; ``None`` when the budget or searcher is spent."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hydra_hpo.schedulers.base import Decision, Scheduler
+from hydra_hpo.schedulers.base import Decision, Scheduler, failure_status
 from hydra_hpo.searchers.base import Searcher
-from hydra_hpo.trial import Job, JobResult
+from hydra_hpo.trial import COMPLETED, Job, JobResult
 
 
 class FIFOScheduler(Scheduler):
@@ -27,4 +27,6 @@ class FIFOScheduler(Scheduler):
         return Job(trial_id=trial_id, config=config, resource=self.max_resource)
 
     def on_result(self, result: JobResult) -> list[int]:
-        return [result.job.trial_id]
+        trial_id = result.job.trial_id
+        self._set_status([trial_id], COMPLETED if result.ok else failure_status(result))
+        return [trial_id]

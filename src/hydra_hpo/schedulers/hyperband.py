@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from hydra_hpo.schedulers.rungs import rung_levels
-from hydra_hpo.schedulers.successive_halving import BracketScheduler
+from hydra_hpo.schedulers.successive_halving import BracketScheduler, bracket_table
 from hydra_hpo.searchers.base import Searcher
 
 
@@ -12,36 +11,27 @@ def bracket_size(s: int, s_max: int, eta: int) -> int:
     return -(-((s_max + 1) * eta**s) // (s + 1))
 
 
-def hyperband_brackets(r_min: int, r_max: int, eta: int) -> list[list[tuple[int, int]]]:
-    """Per bracket ``s = s_max .. 0`` the list of ``(n_i, r_i)``: configurations and resource per rung.
-
-    Bracket ``s`` runs on the top ``s + 1`` levels of ``rung_levels(r_min, r_max, eta)`` with
-    ``n_i = floor(n / eta**i)``. ``s_max = len(levels) - 1`` is the paper's
-    ``floor(log_eta(r_max / r_min))`` when ``r_max / r_min`` is a power of ``eta``; otherwise
-    ``r_max`` is one more rung, as in successive halving, so bracket ``s_max`` is one successive-halving
-    round.
-    """
-    levels = rung_levels(r_min, r_max, eta)
-    s_max = len(levels) - 1
-    brackets = []
-    for s in range(s_max, -1, -1):
-        n = bracket_size(s, s_max, eta)
-        brackets.append([(n // eta**i, levels[s_max - s + i]) for i in range(s + 1)])
-    return brackets
-
-
 class HyperbandScheduler(BracketScheduler):
     """Hyperband: brackets ``s = s_max .. 0`` run one after the other, cycling until ``n_trials``
-    configurations have started. Synchronous within a bracket (see :class:`Bracket`)."""
+    configurations have started. Synchronous within a bracket (see :class:`Bracket`).
+
+    Bracket ``s`` starts :func:`bracket_size` configurations on the top ``s + 1`` levels of
+    ``rung_levels(r_min, r_max, eta)``. ``s_max = len(levels) - 1`` is the paper's
+    ``floor(log_eta(r_max / r_min))`` when ``r_max / r_min`` is a power of ``eta``; otherwise ``r_max``
+    is one more rung, as in successive halving, so bracket ``s_max`` is one successive-halving round.
+    """
 
     def __init__(self, searcher: Searcher, n_trials: int, r_min: int, r_max: int, eta: int) -> None:
         super().__init__(searcher, n_trials, r_min, r_max, eta)
         self.s_max = len(self.levels) - 1
 
     def brackets(self) -> list[list[tuple[int, int]]]:
-        """The ``(n_i, r_i)`` table of every bracket, most aggressive first."""
-        return hyperband_brackets(self.r_min, self.r_max, self.eta)
+        """The ``(n_i, r_i)`` table of every bracket, most aggressive first, as the brackets run it
+        when no job fails (the same shapes and culling rule)."""
+        return [bracket_table(*self._bracket_shape(s), self.eta) for s in range(self.s_max, -1, -1)]
+
+    def _bracket_shape(self, s: int) -> tuple[list[int], int]:
+        return self.levels[self.s_max - s :], bracket_size(s, self.s_max, self.eta)
 
     def _next_bracket_shape(self) -> tuple[list[int], int]:
-        s = self.s_max - self.n_brackets % (self.s_max + 1)
-        return self.levels[self.s_max - s :], bracket_size(s, self.s_max, self.eta)
+        return self._bracket_shape(self.s_max - self.n_brackets % (self.s_max + 1))

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from hydra_hpo.errors import SettingsError
 from hydra_hpo.schedulers.base import Scheduler
 from hydra_hpo.searchers.base import Searcher
+from hydra_hpo.trial import PAUSED
 
 
 def _check_int(key: str, value: object, minimum: int) -> int:
     # bool is an int subclass; hpo.eta=true is a typo, not 1
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"hpo.{key}={value!r}: must be an integer")
+        raise SettingsError(f"hpo.{key}={value!r}: must be an integer")
     if value < minimum:
-        raise ValueError(f"hpo.{key}={value}: must be >= {minimum}")
+        raise SettingsError(f"hpo.{key}={value}: must be >= {minimum}")
     return value
 
 
@@ -23,7 +25,7 @@ def validate_rung_settings(r_min: int, r_max: int, eta: int) -> None:
     _check_int("r_min", r_min, 1)
     _check_int("r_max", r_max, 1)
     if r_min > r_max:
-        raise ValueError(f"hpo.r_min={r_min}: must be <= hpo.r_max={r_max}")
+        raise SettingsError(f"hpo.r_min={r_min}: must be <= hpo.r_max={r_max}")
 
 
 def rung_levels(r_min: int, r_max: int, eta: int) -> list[int]:
@@ -56,7 +58,7 @@ class MultiFidelityScheduler(Scheduler):
     """A scheduler over the rungs ``rung_levels(r_min, r_max, eta)`` that tracks which trials are alive.
 
     Every trial it starts is reported ended exactly once: by ``on_result`` (through ``_end``) or, for
-    those still alive when the sweep stops, by ``finalize``.
+    those still alive when the sweep stops, by ``finalize`` (status ``paused``).
     """
 
     def __init__(self, searcher: Searcher, n_trials: int, r_min: int, r_max: int, eta: int) -> None:
@@ -76,12 +78,13 @@ class MultiFidelityScheduler(Scheduler):
         self._alive.add(trial_id)
         return trial_id
 
-    def _end(self, trial_ids: Iterable[int]) -> list[int]:
-        """Mark trials ended; returns those not reported before, sorted."""
+    def _end(self, trial_ids: Iterable[int], status: str) -> list[int]:
+        """Mark trials ended with ``status``; returns those not reported before, sorted."""
         ended = sorted(set(trial_ids) & self._alive)
         self._alive.difference_update(ended)
+        self._set_status(ended, status)
         return ended
 
     def finalize(self) -> list[int]:
         """Trials still alive when the sweep stops (queued, running or waiting for a promotion)."""
-        return self._end(list(self._alive))
+        return self._end(list(self._alive), PAUSED)

@@ -7,10 +7,23 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from hydra_hpo.schedulers.base import WAIT, Decision
+from hydra_hpo.schedulers.base import WAIT, Decision, failure_status
 from hydra_hpo.schedulers.rungs import MultiFidelityScheduler, promotion_quota, ranked
 from hydra_hpo.searchers.base import Searcher
-from hydra_hpo.trial import Job, JobResult
+from hydra_hpo.trial import COMPLETED, STOPPED, Job, JobResult
+
+
+def survivors(n: int, eta: int) -> int:
+    """How many of a bracket rung's ``n`` trials continue to the next rung: ``max(1, floor(n / eta))``."""
+    return max(1, promotion_quota(n, eta))
+
+
+def bracket_table(levels: list[int], n_configs: int, eta: int) -> list[tuple[int, int]]:
+    """``(n_i, r_i)`` per rung of a bracket over ``levels`` that starts ``n_configs`` trials, no job failing."""
+    table = [(n_configs, levels[0])]
+    for resource in levels[1:]:
+        table.append((survivors(table[-1][0], eta), resource))
+    return table
 
 
 class Bracket:
@@ -48,8 +61,9 @@ class Bracket:
             return self._queue.popleft()
         return None if self.done else WAIT
 
-    def on_result(self, result: JobResult) -> list[int]:
-        """Record a result; returns the trials it ends (failed, not promoted, or at the top rung)."""
+    def on_result(self, result: JobResult) -> dict[int, str]:
+        """Record a result; returns the trials it ends, each with its status: the failed job's status,
+        ``stopped`` (not promoted) or ``completed`` (at the top rung)."""
         trial_id = result.job.trial_id
         if trial_id not in self._members or result.job.resource != self.levels[self.rung]:
             raise ValueError(
@@ -57,13 +71,13 @@ class Bracket:
                 f"rung {self.rung} (resource {self.levels[self.rung]}) runs {self._members}"
             )
         self._losses[trial_id] = result.value if result.ok else None
-        ended = [] if result.ok else [trial_id]
+        ended = {} if result.ok else {trial_id: failure_status(result)}
         if len(self._losses) < len(self._members):
             return ended
         best = ranked(self._losses)
         last_rung = self.rung == len(self.levels) - 1
-        keep = [] if last_rung else best[: max(1, promotion_quota(len(self._members), self.eta))]
-        ended += best[len(keep) :]
+        keep = [] if last_rung else best[: survivors(len(self._members), self.eta)]
+        ended.update(dict.fromkeys(best[len(keep) :], COMPLETED if last_rung else STOPPED))
         self.rung += 1
         self._members = keep
         self._losses = {}
@@ -111,7 +125,10 @@ class BracketScheduler(MultiFidelityScheduler):
     def on_result(self, result: JobResult) -> list[int]:
         if self._bracket is None:
             raise ValueError(f"result of trial {result.job.trial_id} arrived with no bracket running")
-        return self._end(self._bracket.on_result(result))
+        ended: list[int] = []
+        for trial_id, status in self._bracket.on_result(result).items():
+            ended += self._end([trial_id], status)
+        return sorted(ended)
 
 
 class SuccessiveHalvingScheduler(BracketScheduler):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from hydra_hpo.errors import SettingsError
 from hydra_hpo.searchers.base import Searcher
 from hydra_hpo.searchers.grid import GridSearcher
 from hydra_hpo.searchers.random import RandomSearcher
@@ -38,13 +39,13 @@ def build_searcher(
 ) -> Searcher:
     """Build the searcher registered as ``name`` (the value of ``hpo.searcher``)."""
     if name not in SEARCHERS:
-        raise ValueError(
+        raise SettingsError(
             f"hpo.searcher={name!r} is not a known searcher; known: {', '.join(sorted(SEARCHERS))}"
         )
     known = searcher_options(name)
     for option in options:
         if option not in known:
-            raise ValueError(
+            raise SettingsError(
                 f"hpo.searcher {name!r} has no option {option!r}; "
                 f"its options: {', '.join(known) or 'none'}"
             )

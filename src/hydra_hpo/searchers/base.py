@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+from hydra_hpo.errors import SettingsError
 from hydra_hpo.space import SearchSpace
 
 
@@ -33,8 +34,9 @@ class Searcher(ABC):
 class DistinctSearcher(Searcher):
     """A searcher that draws candidates and never suggests the same configuration twice.
 
-    Subclasses implement ``_draw``. After ``max_retries`` duplicates in a row the space counts as
-    exhausted (a small discrete space) and ``suggest`` returns ``None``.
+    Subclasses implement ``_draw``. ``initial_config``, when given, is suggested first. After
+    ``max_retries`` duplicates in a row the space counts as exhausted (a small discrete space) and
+    ``suggest`` returns ``None``; so does a ``_draw`` that returns ``None`` (a finite list of candidates).
     """
 
     def __init__(
@@ -46,14 +48,14 @@ class DistinctSearcher(Searcher):
     ) -> None:
         super().__init__(space, seed, initial_config)
         if max_retries < 1:
-            raise ValueError(f"hpo.searcher option max_retries={max_retries} must be >= 1")
+            raise SettingsError(f"hpo.searcher option max_retries={max_retries} must be >= 1")
         self.max_retries = max_retries
         self._seen: set[tuple] = set()
         self._pending_initial = space.select(self.initial_config) if self.initial_config else None
 
     @abstractmethod
-    def _draw(self) -> dict[str, Any]:
-        """One candidate configuration (may repeat an earlier one)."""
+    def _draw(self) -> dict[str, Any] | None:
+        """One candidate configuration (may repeat an earlier one); ``None`` when there are no more."""
 
     def suggest(self) -> dict[str, Any] | None:
         if self._pending_initial is not None:
@@ -62,6 +64,8 @@ class DistinctSearcher(Searcher):
             return config
         for _ in range(self.max_retries):
             config = self._draw()
+            if config is None:
+                return None
             key = self.space.key(config)
             if key not in self._seen:
                 self._seen.add(key)

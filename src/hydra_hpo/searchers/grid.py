@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from hydra_hpo.searchers.base import Searcher
+from hydra_hpo.errors import SettingsError
+from hydra_hpo.searchers.base import DistinctSearcher
 from hydra_hpo.space import Categorical, Float, Param, SearchSpace
 
 
@@ -30,7 +32,7 @@ def grid_values(param: Param, num_points: int) -> list[Any]:
     return [int(v) for v in dict.fromkeys(rounded.tolist())]
 
 
-class GridSearcher(Searcher):
+class GridSearcher(DistinctSearcher):
     """All combinations of :func:`grid_values`, in ``itertools.product`` order over the space's keys
     (the last key varies fastest). Deterministic: ``seed`` is unused. ``None`` when exhausted."""
 
@@ -41,29 +43,19 @@ class GridSearcher(Searcher):
         initial_config: dict[str, Any] | None = None,
         num_points: int = 5,
     ) -> None:
-        super().__init__(space, seed, initial_config)
         if int(num_points) != num_points or num_points < 1:
-            raise ValueError(f"hpo.searcher option num_points={num_points!r} must be an int >= 1")
+            raise SettingsError(f"hpo.searcher option num_points={num_points!r} must be an int >= 1")
         self.num_points = int(num_points)
         self.values = {name: grid_values(p, self.num_points) for name, p in space.items()}
+        # the grid ends by itself (_draw returns None); no run of duplicates is longer than the grid
+        super().__init__(space, seed, initial_config, max_retries=self.size + 1)
         self._grid: Iterator[tuple] = itertools.product(*self.values.values())
-        self._seen: set[tuple] = set()
-        self._pending_initial = space.select(self.initial_config) if self.initial_config else None
 
     @property
     def size(self) -> int:
         """Number of grid points (the initial configuration, when off the grid, comes on top)."""
-        return int(np.prod([len(v) for v in self.values.values()], dtype=np.int64))
+        return math.prod(len(v) for v in self.values.values())
 
-    def suggest(self) -> dict[str, Any] | None:
-        if self._pending_initial is not None:
-            config, self._pending_initial = self._pending_initial, None
-            self._seen.add(self.space.key(config))
-            return config
-        for combination in self._grid:
-            config = dict(zip(self.values, combination))
-            key = self.space.key(config)
-            if key not in self._seen:
-                self._seen.add(key)
-                return config
-        return None
+    def _draw(self) -> dict[str, Any] | None:
+        combination = next(self._grid, None)
+        return None if combination is None else dict(zip(self.values, combination))

@@ -13,6 +13,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Checkpoint
 
+from hydra_hpo.errors import MetricMissing
+
 LAST_CHECKPOINT = "last.ckpt"
 
 
@@ -22,10 +24,6 @@ class Diverged(RuntimeError):
 
 class TrialTimeout(TimeoutError):
     """The job ran past ``trial.timeout`` seconds."""
-
-
-class MetricMissing(ValueError):
-    """The metric the sweep optimizes was not logged by the model."""
 
 
 def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -99,7 +97,8 @@ class CurveRecorder(Checkpoint):
         self._epoch_started = None
         metrics = scalar_metrics(trainer.callback_metrics)
         if self.metric not in metrics:
-            raise MetricMissing(f"metric {self.metric!r} not produced; the run logs: {sorted(metrics)}")
+            raise MetricMissing(f"metric {self.metric!r} not produced; the run logs: {sorted(metrics)}; "
+                                "set metric= to one of them")
         previous = self.epoch_seconds[-1] if self.epoch_seconds else 0.0
         self.curve.append(metrics[self.metric])
         self.epoch_seconds.append(previous + elapsed)

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hydra_hpo.errors import DatasetMissing
+
 # (dataset name, load arguments..., split arguments...) -> (x_train, y_train, x_val, y_val)
 _CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
@@ -228,8 +230,8 @@ def load_fashion_mnist_tensors(
     try:
         dataset = FashionMNIST(str(root), train=True, download=download)
     except Exception as error:  # torchvision raises RuntimeError or URLError, depending on what failed
-        how = "download=False" if not download else f"the download failed ({type(error).__name__}: {error})"
-        raise FileNotFoundError(
+        how = "data.download=False" if not download else f"the download failed ({type(error).__name__}: {error})"
+        raise DatasetMissing(
             f"Fashion-MNIST is not under data.root={str(root)!r} (expected {root / 'FashionMNIST' / 'raw'}/"
             f"train-images-idx3-ubyte and friends) and {how}. Download it once with network access "
             f"(data.download=true), point data.root at a copy, or use the bundled offline dataset: data=digits"

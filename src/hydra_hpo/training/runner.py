@@ -16,8 +16,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from hydra_hpo.trial import COMPLETED, DIVERGED, FAILED, INTERRUPTED, TIMEOUT
-from hydra_hpo.training.callbacks import LAST_CHECKPOINT, CurveRecorder, Diverged, MetricMissing, TrialGuard, TrialTimeout
+from hydra_hpo.errors import JobConfigError, MetricMissing
+from hydra_hpo.trial import CONFIG_ERROR, COMPLETED, DIVERGED, FAILED, INTERRUPTED, TIMEOUT
+from hydra_hpo.training.callbacks import LAST_CHECKPOINT, CurveRecorder, Diverged, TrialGuard, TrialTimeout
 from hydra_hpo.training.resultfile import write_result
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,8 @@ def train(cfg: DictConfig) -> float:
 
     def report(status: str, error: BaseException | None = None) -> None:
         message = None if error is None else f"{type(error).__name__}: {error}"
+        if isinstance(error, JobConfigError):  # the sweeper shows it to the user as it is
+            message = str(error)
         write_result(output_dir, _result(cfg, recorder, status, message, recorder.job_seconds()))
 
     try:
@@ -140,6 +143,9 @@ def train(cfg: DictConfig) -> float:
         raise
     except (KeyboardInterrupt, SystemExit) as error:
         report(INTERRUPTED, error)
+        raise
+    except JobConfigError as error:  # every trial would fail alike: its own status, so that a sweep stops
+        report(CONFIG_ERROR, error)
         raise
     except BaseException as error:
         report(FAILED, error)

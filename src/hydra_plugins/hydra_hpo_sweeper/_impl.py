@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,16 @@ from hydra_hpo.records import TrialRecord
 from hydra_hpo.atomic import atomic_write_text
 from hydra_hpo.build import build_tuner
 from hydra_hpo.checkpoints import CheckpointStore
+from hydra_hpo.errors import SettingsError, exit_on_user_error
 from hydra_hpo.results import RESULTS_YAML, TRIALS_CSV, write_summary
 from hydra_hpo.resume import ResumeLog
 from hydra_hpo.settings import HPOSettings
-from hydra_hpo.space import SearchSpace
+from hydra_hpo.space import SearchSpace, SearchSpaceError
 from hydra_hpo.space_grammar import space_from_overrides
+from hydra_hpo.space_structured import space_from_structured
+from hydra_hpo.space_validation import validate_space
 from hydra_hpo.trial import JobResult
-from hydra_hpo.tuner import SweepOutcome, Tuner
+from hydra_hpo.tuner import FatalSweepError, SweepOutcome, Tuner, TunerCallback
 
 log = logging.getLogger(__name__)
 
@@ -45,36 +48,37 @@ class SweepPlan:
     metric: str
     max_resource: int
     initial_config: dict[str, Any] | None
+    fixed: list[str] = field(default_factory=list)  # keys a plain command-line value took out of the space
 
     @classmethod
     def build(cls, config: DictConfig, arguments: list[str], hpo_key: str, space_key: str) -> "SweepPlan":
         job_config = {k: v for k, v in OmegaConf.to_container(config, resolve=False).items() if k != "hydra"}
         settings = HPOSettings.from_mapping(job_config.get(hpo_key) or {})
-        file_space = SearchSpace.from_structured(job_config.get(space_key) or {})
+        file_space = space_from_structured(job_config.get(space_key) or {})
         cli_space, forwarded = space_from_overrides(list(arguments))
         space = file_space.merge(cli_space)
         fixed = [override_key(o) for o in forwarded if override_key(o) in space.params]
         if fixed:  # a plain command-line value fixes a key the search space file would sample
-            log.info("Fixed on the command line, not searched: %s", ", ".join(fixed))
             space = SearchSpace({k: p for k, p in space.params.items() if k not in fixed})
         if len(space) == 0:
-            raise ValueError(f"the search space is empty: set `{space_key}=...` or sweep a key on the command line")
-        space.validate_against(job_config)
+            raise SearchSpaceError(f"the search space is empty: set `{space_key}=...` or sweep a key on the "
+                                   "command line")
+        validate_space(space, job_config)
         resource = OmegaConf.select(config, settings.resource_key)
         if not isinstance(resource, int) or resource < 1:
-            raise ValueError(f"hpo.resource_key={settings.resource_key!r} must name an integer >= 1 in the config, "
-                             f"found {resource!r}")
+            raise SettingsError(f"hpo.resource_key={settings.resource_key!r} must name an integer >= 1 in the "
+                                f"config, found {resource!r}")
         initial = None
         if settings.initial_config:
             initial = {key: OmegaConf.select(config, key) for key in space.names}
-        return cls(settings, space, forwarded, str(config.get("metric", "validation_error")), resource, initial)
+        return cls(settings, space, forwarded, str(config.get("metric", "validation_error")), resource, initial, fixed)
 
     def fingerprint(self) -> dict[str, Any]:
         return {**self.settings.fingerprint(), "search_space": self.space.to_structured(), "metric": self.metric}
 
 
-class _Reporter:
-    """Prints a line per finished job and the best so far; keeps the summary files current."""
+class _Reporter(TunerCallback):
+    """Prints a line per finished job and the best so far."""
 
     def __init__(self, plan: SweepPlan) -> None:
         self.plan = plan
@@ -90,6 +94,13 @@ class _Reporter:
         best_text = f"best {best.value:.4f} (trial {best.trial_id}, {best.resource} epochs)" if best else "no best yet"
         log.info("trial %d [job %d, epochs %d->%d] %s -> %s (%.1f s) | %s", job.trial_id, job.job_idx,
                  job.previous_resource, job.resource, params, outcome, result.finished - result.started, best_text)
+
+
+def _runs_in_process(launcher: Any) -> bool:
+    """Hydra's basic launcher runs jobs in the sweeper's own process, one after another."""
+    from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+
+    return isinstance(launcher, BasicLauncher)
 
 
 def _short(value: Any) -> str:
@@ -117,11 +128,16 @@ class HPOSweeperImpl(Sweeper):
             callbacks.append(JobProcessCallback(str(self.jobs_dir), os.getpid()))
 
     def sweep(self, arguments: list[str]) -> SweepOutcome:
+        """Run the sweep. A mistake in the user's input ends it with one line ``Error: ...`` and exit status 1
+        (the traceback with ``HYDRA_FULL_ERROR=1``); what was computed before is kept."""
+        with exit_on_user_error():
+            return self._sweep(arguments)
+
+    def _sweep(self, arguments: list[str]) -> SweepOutcome:
         assert self.config is not None
         plan = SweepPlan.build(self.config, arguments, self.hpo_key, self.search_space_key)
         settings = plan.settings
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
         journal = Journal(sweep_dir / JOURNAL_NAME)
         resume = self._resume_log(journal, settings)
 
@@ -131,6 +147,14 @@ class HPOSweeperImpl(Sweeper):
         tuner = build_tuner(settings, plan.space, plan.max_resource, executor, initial_config=plan.initial_config,
                             journal=journal, resume=resume, fingerprint=plan.fingerprint(),
                             callbacks=[_Reporter(plan)], checkpoints=checkpoints)
+        if resume is not None:  # refuse another sweep's journal before printing or writing anything
+            resume.check_fingerprint(plan.fingerprint())
+        sweep_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused sweep leaves no folder behind
+        if plan.fixed:
+            log.info("Fixed on the command line, not searched: %s", ", ".join(plan.fixed))
+        if _runs_in_process(self.launcher):
+            log.info("hydra/launcher=basic runs jobs one after another in this process (batches of hpo.n_workers=%d); "
+                     "use hydra/launcher=joblib or submitit_local for parallel, asynchronous jobs", settings.n_workers)
         log.info("hydra-hpo: %s search, %s scheduler, %d trials, %d workers, sweep dir %s", settings.searcher,
                  settings.scheduler, settings.n_trials, settings.n_workers, sweep_dir)
         outcome = tuner.run()
@@ -151,16 +175,11 @@ class HPOSweeperImpl(Sweeper):
         return None
 
     def _executor(self, settings: HPOSettings, overrides: JobOverrides, collect: ResultCollector):
-        from hydra._internal.core_plugins.basic_launcher import BasicLauncher
-
-        sequential = isinstance(self.launcher, BasicLauncher)  # runs jobs in this process, one after another
+        sequential = _runs_in_process(self.launcher)
         mode = settings.executor if settings.executor != "auto" else ("batch" if sequential else "async")
         if mode == "async" and sequential:
-            raise ValueError("hpo.executor=async cannot drive hydra/launcher=basic: its jobs run in this process; "
-                             "use hydra/launcher=joblib or submitit_local")
-        if sequential:
-            log.info("hydra/launcher=basic runs jobs one after another in this process (batches of hpo.n_workers=%d); "
-                     "use hydra/launcher=joblib or submitit_local for parallel, asynchronous jobs", settings.n_workers)
+            raise SettingsError("hpo.executor=async cannot drive hydra/launcher=basic: its jobs run in this "
+                                "process; use hydra/launcher=joblib or submitit_local")
         if mode == "batch":
             return HydraBatchExecutor(self.launcher, settings.n_workers, overrides, collect, sequential=sequential)
         return HydraAsyncExecutor(self.launcher, settings.n_workers, overrides, collect, timeout=settings.trial_timeout,
@@ -185,7 +204,7 @@ class HPOSweeperImpl(Sweeper):
             raise KeyboardInterrupt(f"sweep interrupted; resume with hpo.resume=true hydra.sweep.dir={sweep_dir}")
         if outcome.best is None:
             errors = [r.error for r in outcome.trials.values() if r.error]
-            raise RuntimeError(
+            raise FatalSweepError(
                 f"all {len(outcome.trials)} trials failed; see {sweep_dir / TRIALS_CSV}. "
                 f"First error: {errors[0] if errors else 'unknown'}"
             )
