@@ -20,6 +20,7 @@ from hydra_hpo.records import TrialRecord
 from hydra_hpo.atomic import atomic_write_text
 from hydra_hpo.build import build_tuner
 from hydra_hpo.errors import SettingsError, exit_on_user_error
+from hydra_hpo.progress import SweepProgress
 from hydra_hpo.results import RESULTS_YAML, TRIALS_CSV, write_summary
 from hydra_hpo.resume import ResumeLog
 from hydra_hpo.settings import HPOSettings
@@ -133,9 +134,11 @@ class HPOSweeperImpl(Sweeper):
         overrides = JobOverrides(plan.forwarded, (sweep_dir / "checkpoints").resolve(), settings.resource_key,
                                  settings.trial_timeout)
         executor = self._executor(settings, overrides, ResultCollector(sweep_dir, plan.metric))
+        in_process = type(self.launcher).__name__ == "BasicLauncher"
+        progress = SweepProgress(settings.progress, metric=plan.metric, in_process_jobs=in_process)
         tuner = build_tuner(settings, plan.space, plan.max_resource, executor, initial_config=plan.initial_config,
                             journal=journal, resume=resume, fingerprint=plan.fingerprint(),
-                            callbacks=[_Reporter(plan, overrides)])
+                            callbacks=[_Reporter(plan, overrides), progress])
         if resume is not None:  # refuse another sweep's journal before printing or writing anything
             resume.check_fingerprint(plan.fingerprint())
         sweep_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused sweep leaves no folder behind
@@ -146,7 +149,8 @@ class HPOSweeperImpl(Sweeper):
                      "use hydra/launcher=joblib or submitit_local for parallel, asynchronous jobs", settings.n_workers)
         log.info("hydra-hpo: %s search, %s scheduler, %d trials, %d workers, sweep dir %s", settings.searcher,
                  settings.scheduler, settings.n_trials, settings.n_workers, sweep_dir)
-        outcome = tuner.run()
+        with progress:
+            outcome = tuner.run()
         self._finish(outcome, plan, sweep_dir)
         return outcome
 
