@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import optuna  # the `test` extra installs optuna and optuna-dashboard: these tests are never skipped
 import pytest
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
@@ -22,10 +22,6 @@ from hydra_hpo.export_optuna import default_study_name, export, main, open_stora
 from hydra_hpo.simulate import simulate
 from hydra_hpo.space_structured import space_from_structured
 from hydra_hpo.table import Table
-
-if not os.environ.get("CI"):  # CI installs the extra (the `test` extra holds it): never skipped there
-    pytest.importorskip("optuna")
-    pytest.importorskip("optuna_dashboard")
 
 sys.path.insert(0, str(Path(__file__).parent / "stub_app"))
 import stub  # noqa: E402
@@ -157,8 +153,6 @@ def test_a_real_and_a_simulated_sweep_in_optuna_dashboard(tmp_path, monkeypatch,
 
 
 def test_a_running_sweep_exports_what_it_has_and_a_second_export_replaces_it(tmp_path):
-    import optuna
-
     simulated_sweep(tmp_path / "sim")
     journal = tmp_path / "sim" / "journal.jsonl"
     lines = journal.read_text().splitlines(keepends=True)
@@ -185,8 +179,6 @@ def test_a_running_sweep_exports_what_it_has_and_a_second_export_replaces_it(tmp
 
 
 def test_a_study_of_that_name_from_elsewhere_is_not_replaced(tmp_path, capsys):
-    import optuna
-
     simulated_sweep(tmp_path / "sim")
     storage = str(tmp_path / "optuna.log")
     optuna.create_study(study_name="mine", storage=open_storage(storage))
