@@ -186,7 +186,7 @@ def test_a_study_of_that_name_from_elsewhere_is_not_replaced(tmp_path, capsys):
         main([str(tmp_path / "sim"), "--storage", storage, "--study-name", "mine"])
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
-    assert err.startswith("Error: --study-name mine:") and err.count("\n") == 1
+    assert err.startswith("Error: study 'mine':") and err.count("\n") == 1
     assert optuna.load_study(study_name="mine", storage=open_storage(storage)).trials == []
     assert default_study_name(tmp_path / "sim") == f"{tmp_path.name}/sim"
 
@@ -206,3 +206,74 @@ def test_not_a_sweep_directory(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path), "--storage", str(tmp_path / "optuna.log")])
     assert "holds no journal.jsonl" in capsys.readouterr().err
+
+
+def trials_by_id(study) -> dict[int, tuple]:
+    """Our trial id -> (state, value, intermediate values, params) of each trial in an Optuna study."""
+    return {int(t.user_attrs["trial_id"]): (t.state, t.value, dict(t.intermediate_values), t.params)
+            for t in study.trials}
+
+
+def test_live_storage_of_a_simulated_asha_sweep_matches_its_export(tmp_path):
+    from hydra_hpo.build import build_tuner
+    from hydra_hpo.executors.simulator import SimulatedExecutor
+    from hydra_hpo.export_optuna import LiveOptunaExport
+    from hydra_hpo.journal import Journal
+    from hydra_hpo.settings import HPOSettings
+
+    table = Table.load(REPO / "benchmarks/tables/mlp_digits.jsonl")
+    space = space_from_structured(OmegaConf.to_container(OmegaConf.load(REPO / "conf/search_space/mlp.yaml")))
+    settings = HPOSettings.from_mapping(ASHA)
+    storage = str(tmp_path / "optuna.log")
+    live = LiveOptunaExport(storage, tmp_path / "sweep", space, "min", "validation_error", study_name="live")
+    fingerprint = {**settings.fingerprint(), "search_space": space.to_structured(), "metric": "validation_error"}
+    tuner = build_tuner(settings, space, 9, SimulatedExecutor(table, space, 3, metric="validation_error"),
+                        journal=Journal(tmp_path / "sweep" / "journal.jsonl", durable=False),
+                        fingerprint=fingerprint, callbacks=[live])
+    outcome = tuner.run()
+    exported = export(tmp_path / "sweep", storage, study_name="exported")
+    live_trials, exported_trials = trials_by_id(live.study), trials_by_id(exported)
+    assert len(live_trials) == len(outcome.trials) == ASHA["n_trials"]
+    assert live_trials == exported_trials
+    assert {state.name for state, *_ in live_trials.values()} == {"COMPLETE", "PRUNED"}
+
+
+@pytest.mark.slow  # an ASHA sweep through the sweeper
+def test_a_sweep_with_hpo_optuna_storage_keeps_the_study_up_to_date(tmp_path, monkeypatch):
+    storage = str(tmp_path / "optuna.log")
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["stub.py", "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}", "hpo.n_trials=6",
+                                      "hpo.scheduler=asha", "+hpo.r_min=1", "+hpo.eta=2", "trainer.max_epochs=4",
+                                      "+behaviour.2=fail", f"+hpo.optuna_storage={storage}", "+hpo.progress=off"])
+    try:
+        stub.main()
+    finally:
+        GlobalHydra.instance().clear()
+    name = default_study_name(tmp_path / "sweep")
+    live = optuna.load_study(study_name=name, storage=open_storage(storage))
+    trials = trials_by_id(live)
+    with open(tmp_path / "sweep" / "trials.csv") as f:
+        rows = {int(r["trial_id"]): r for r in csv.DictReader(f)}
+    assert set(trials) == set(rows)
+    states = {"completed": "COMPLETE", "stopped": "PRUNED", "paused": "PRUNED", "failed": "FAIL"}
+    assert {t: state.name for t, (state, *_) in trials.items()} == {t: states[r["status"]] for t, r in rows.items()}
+    assert "PRUNED" in {state.name for state, *_ in trials.values()}
+    assert live.user_attrs["scheduler"] == "asha"
+    # the offline export of the finished sweep says the same (it replaces the live study: same sweep)
+    assert trials_by_id(export(tmp_path / "sweep", storage)) == trials
+
+
+def test_hpo_optuna_storage_mistakes_name_the_key(tmp_path, monkeypatch):
+    from hydra_hpo.errors import SettingsError, UserError
+    from hydra_hpo.export_optuna import LiveOptunaExport
+    from hydra_hpo.settings import HPOSettings
+
+    with pytest.raises(SettingsError, match=r"^hpo.optuna_storage=5: must be an Optuna storage URL"):
+        HPOSettings.from_mapping({"optuna_storage": 5})
+    space = space_from_structured({"x": {"type": "float", "low": 0.0, "high": 1.0}})
+    with pytest.raises(UserError, match=r"^hpo.optuna_storage='.*journal.jsonl': that is the sweep's own journal"):
+        LiveOptunaExport(str(tmp_path / "journal.jsonl"), tmp_path, space, "min", "loss")
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    with pytest.raises(UserError, match=r"^hpo.optuna_storage='o.log': optuna is not installed: pip install "
+                                        r"'hydra-hpo\[dashboard\]'"):
+        LiveOptunaExport("o.log", tmp_path, space, "min", "loss")

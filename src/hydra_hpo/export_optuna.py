@@ -21,17 +21,22 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import logging
 import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hydra_hpo.errors import UserError, exit_on_user_error
+from hydra_hpo.errors import UserError, exit_on_user_error, one_line
 from hydra_hpo.journal import JOURNAL_NAME, Journal
+from hydra_hpo.records import TrialRecord
 from hydra_hpo.space import Categorical, Float, Int, SearchSpace
 from hydra_hpo.space_structured import space_from_structured
-from hydra_hpo.trial import COMPLETED, FAILURE_STATUSES, PAUSED, STOPPED
+from hydra_hpo.trial import COMPLETED, FAILURE_STATUSES, PAUSED, STOPPED, JobResult
+from hydra_hpo.tuner import Tuner, TunerCallback
+
+log = logging.getLogger(__name__)
 
 RUNNING = "running"
 SWEEP_DIR_ATTR = "hydra_hpo_sweep_dir"  # marks a study as the export of this sweep: only such a study is replaced
@@ -238,34 +243,122 @@ def default_study_name(sweep_dir: str | Path) -> str:
     return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 
 
-def export(sweep_dir: str | Path, storage: str, study_name: str | None = None) -> Any:
-    """Write the sweep in ``sweep_dir`` into ``storage`` as one study (replacing this sweep's earlier export);
-    returns the ``optuna.Study``."""
+def fresh_study(storage: str, name: str, sweep_dir: str | Path, mode: str, metric: str,
+                attrs: dict[str, Any] | None = None) -> Any:
+    """An empty study ``name`` in ``storage`` for the sweep in ``sweep_dir``; an earlier export of the same sweep
+    is replaced, any other study of that name is left alone (:class:`ExportError`)."""
     optuna = _optuna()
-    history = read_sweep(sweep_dir)
-    if "://" not in storage and Path(storage).resolve() == (Path(sweep_dir) / JOURNAL_NAME).resolve():
-        raise ExportError(f"--storage {storage} is the sweep's own journal: give another file, e.g. optuna.log")
-    name = study_name or default_study_name(sweep_dir)
     where = str(Path(sweep_dir).resolve())
     backend = open_storage(storage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if name in optuna.get_all_study_names(backend):
         existing = optuna.load_study(study_name=name, storage=backend)
         if existing.user_attrs.get(SWEEP_DIR_ATTR) != where:
-            raise ExportError(f"--study-name {name}: {storage} already holds a study of that name that was not "
-                              f"exported from {where}; pass another --study-name")
+            raise ExportError(f"study {name!r}: {storage} already holds a study of that name that was not "
+                              f"exported from {where}; choose another study name (export_optuna --study-name)")
         optuna.delete_study(study_name=name, storage=backend)
-    direction = "maximize" if history.mode == "max" else "minimize"
-    study = optuna.create_study(study_name=name, storage=backend, direction=direction)
+    # a random sampler: trials are only recorded here, and ask() stays cheap however many there are
+    study = optuna.create_study(study_name=name, storage=backend, direction="maximize" if mode == "max" else "minimize",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
     study.set_user_attr(SWEEP_DIR_ATTR, where)
-    for key in ("searcher", "scheduler", "seed", "metric"):
-        if key in history.fingerprint:
-            study.set_user_attr(key, history.fingerprint[key])
+    for key, value in (attrs or {}).items():
+        study.set_user_attr(key, value)
     with warnings.catch_warnings():  # set_metric_names is experimental in optuna 3.x
         warnings.simplefilter("ignore")
-        study.set_metric_names([history.metric])
+        study.set_metric_names([metric])
+    return study
+
+
+def export(sweep_dir: str | Path, storage: str, study_name: str | None = None) -> Any:
+    """Write the sweep in ``sweep_dir`` into ``storage`` as one study (replacing this sweep's earlier export);
+    returns the ``optuna.Study``."""
+    history = read_sweep(sweep_dir)
+    if "://" not in storage and Path(storage).resolve() == (Path(sweep_dir) / JOURNAL_NAME).resolve():
+        raise ExportError(f"--storage {storage} is the sweep's own journal: give another file, e.g. optuna.log")
+    attrs = {k: history.fingerprint[k] for k in ("searcher", "scheduler", "seed") if k in history.fingerprint}
+    study = fresh_study(storage, study_name or default_study_name(sweep_dir), sweep_dir, history.mode,
+                        history.metric, attrs)
     study.add_trials([frozen_trial(history, trial) for trial in history.trials])
     return study
+
+
+class LiveOptunaExport(TunerCallback):
+    """``hpo.optuna_storage``: keeps a study up to date while the sweep runs, through Optuna's ask-and-tell API.
+
+    A trial appears (RUNNING) at its first result, reports each new epoch's metric as an intermediate
+    value, and is told its state and value when it ends. The study is created (or this sweep's earlier
+    one replaced) before any job starts; a resumed sweep replays its results into a fresh study. A storage
+    that fails later does not stop the sweep: a warning is logged and the study is no longer updated.
+    """
+
+    def __init__(self, storage: str, sweep_dir: str | Path, space: SearchSpace, mode: str, metric: str,
+                 study_name: str | None = None, attrs: dict[str, Any] | None = None) -> None:
+        self.storage = storage
+        self.space = space
+        try:
+            if "://" not in storage and Path(storage).resolve() == (Path(sweep_dir) / JOURNAL_NAME).resolve():
+                raise ExportError("that is the sweep's own journal: give another file, e.g. optuna.log")
+            self.study = fresh_study(storage, study_name or default_study_name(sweep_dir), sweep_dir, mode, metric,
+                                     attrs)
+        except ExportError as error:
+            raise ExportError(f"hpo.optuna_storage={storage!r}: {error}") from None
+        self._trials: dict[int, Any] = {}  # our trial id -> optuna.Trial
+        self._reported: dict[int, set[int]] = {}
+        self._broken = False
+
+    def _guard(self, action: Any, *args: Any) -> None:
+        if self._broken:
+            return
+        try:
+            action(*args)
+        except Exception as error:  # the sweep matters more than its live view
+            self._broken = True
+            log.warning("hpo.optuna_storage=%s: updating the study failed, no more updates (%s); export the sweep "
+                        "afterwards with python -m hydra_hpo.export_optuna", self.storage, one_line(error))
+
+    def _trial(self, record: TrialRecord) -> Any:
+        trial = self._trials.get(record.trial_id)
+        if trial is None:
+            params, distributions = distributions_of(self.space, record.config)
+            self.study.enqueue_trial(params, user_attrs={"trial_id": record.trial_id, "seed": record.seed},
+                                     skip_if_exists=False)
+            trial = self.study.ask(distributions)
+            self._trials[record.trial_id] = trial
+            self._reported[record.trial_id] = set()
+        return trial
+
+    def on_result(self, result: JobResult, record: TrialRecord, tuner: Tuner) -> None:
+        self._guard(self._report, result, record)
+
+    def _report(self, result: JobResult, record: TrialRecord) -> None:
+        trial = self._trial(record)
+        reported = self._reported[record.trial_id]
+        steps = {epoch: value for epoch, value in enumerate(result.curve or [], start=1)}
+        if result.ok:
+            steps[result.job.resource] = float(result.value)
+        for epoch in sorted(steps):
+            value = _number(steps[epoch])
+            if value is not None and epoch not in reported and epoch <= result.job.resource:
+                trial.report(value, epoch)
+                reported.add(epoch)
+
+    def on_trial_end(self, record: TrialRecord, tuner: Tuner) -> None:
+        self._guard(self._tell, record)
+
+    def _tell(self, record: TrialRecord) -> None:
+        trial = self._trial(record)
+        state = optuna_state(record.status)
+        TrialState = _optuna().trial.TrialState
+        value = _number(record.value)
+        if state == TrialState.COMPLETE and value is None:
+            state = TrialState.FAIL
+        trial.set_user_attr("status", record.status)
+        trial.set_user_attr("epochs", record.resource)
+        if record.failed and record.error:
+            trial.set_user_attr("error", str(record.error)[-1000:])
+        if state == TrialState.PRUNED and not self._reported[record.trial_id] and value is not None:
+            trial.report(value, record.resource)  # a pruned trial's value is its last intermediate value
+        self.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,6 +20,7 @@ from hydra_hpo.records import TrialRecord
 from hydra_hpo.atomic import atomic_write_text
 from hydra_hpo.build import build_tuner
 from hydra_hpo.errors import SettingsError, exit_on_user_error
+from hydra_hpo.export_optuna import LiveOptunaExport
 from hydra_hpo.progress import SweepProgress
 from hydra_hpo.results import RESULTS_YAML, TRIALS_CSV, write_summary
 from hydra_hpo.resume import ResumeLog
@@ -142,6 +143,10 @@ class HPOSweeperImpl(Sweeper):
         if resume is not None:  # refuse another sweep's journal before printing or writing anything
             resume.check_fingerprint(plan.fingerprint())
         sweep_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused sweep leaves no folder behind
+        if settings.optuna_storage:  # the study is created (or replaced) before any job starts
+            tuner.callbacks.append(LiveOptunaExport(settings.optuna_storage, sweep_dir, plan.space, settings.mode,
+                                                    plan.metric, attrs={"searcher": settings.searcher,
+                                                                        "scheduler": settings.scheduler}))
         if plan.fixed:
             log.info("Fixed on the command line, not searched: %s", ", ".join(plan.fixed))
         if type(self.launcher).__name__ == "BasicLauncher":
