@@ -303,6 +303,7 @@ class LiveOptunaExport(TunerCallback):
         except ExportError as error:
             raise ExportError(f"hpo.optuna_storage={storage!r}: {error}") from None
         self._trials: dict[int, Any] = {}  # our trial id -> optuna.Trial
+        self._added = 0  # trials added to the (fresh) study: the next one's number
         self._reported: dict[int, set[int]] = {}
         self._broken = False
 
@@ -316,31 +317,41 @@ class LiveOptunaExport(TunerCallback):
             log.warning("hpo.optuna_storage=%s: updating the study failed, no more updates (%s); export the sweep "
                         "afterwards with python -m hydra_hpo.export_optuna", self.storage, one_line(error))
 
-    def _trial(self, record: TrialRecord) -> Any:
+    def _trial(self, record: TrialRecord, steps: dict[int, float] | None = None) -> Any:
+        """The trial's ``optuna.Trial``; a trial seen for the first time is added whole (parameters, attributes,
+        the ``steps`` known so far) in one storage write: ``study.ask`` takes ten or more."""
         trial = self._trials.get(record.trial_id)
         if trial is None:
+            optuna = _optuna()
             params, distributions = distributions_of(self.space, record.config)
-            self.study.enqueue_trial(params, user_attrs={"trial_id": record.trial_id, "seed": record.seed},
-                                     skip_if_exists=False)
-            trial = self.study.ask(distributions)
+            self.study.add_trial(optuna.trial.create_trial(
+                state=optuna.trial.TrialState.RUNNING, params=params, distributions=distributions,
+                user_attrs={"trial_id": record.trial_id, "seed": record.seed}, intermediate_values=dict(steps or {})))
+            number = self._added
+            self._added += 1
+            running = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            trial_id = next(t._trial_id for t in running if t.number == number)
+            trial = optuna.trial.Trial(self.study, trial_id)
             self._trials[record.trial_id] = trial
-            self._reported[record.trial_id] = set()
+            self._reported[record.trial_id] = set(steps or {})
         return trial
 
     def on_result(self, result: JobResult, record: TrialRecord, tuner: Tuner) -> None:
         self._guard(self._report, result, record)
 
     def _report(self, result: JobResult, record: TrialRecord) -> None:
-        trial = self._trial(record)
-        reported = self._reported[record.trial_id]
-        steps = {epoch: value for epoch, value in enumerate(result.curve or [], start=1)}
+        steps = {epoch: _number(value) for epoch, value in enumerate(result.curve or [], start=1)
+                 if epoch <= result.job.resource}
         if result.ok:
             steps[result.job.resource] = float(result.value)
-        for epoch in sorted(steps):
-            value = _number(steps[epoch])
-            if value is not None and epoch not in reported and epoch <= result.job.resource:
-                trial.report(value, epoch)
-                reported.add(epoch)
+        steps = {epoch: value for epoch, value in steps.items() if value is not None}
+        if record.trial_id not in self._trials:
+            self._trial(record, steps)
+            return
+        trial, reported = self._trials[record.trial_id], self._reported[record.trial_id]
+        for epoch in sorted(set(steps) - reported):
+            trial.report(steps[epoch], epoch)
+            reported.add(epoch)
 
     def on_trial_end(self, record: TrialRecord, tuner: Tuner) -> None:
         self._guard(self._tell, record)
