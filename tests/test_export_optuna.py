@@ -114,7 +114,8 @@ def test_a_real_and_a_simulated_sweep_in_optuna_dashboard(tmp_path, monkeypatch,
     assert len(trials) == 5
     for row in rows:
         trial = trials[int(row["trial_id"])]
-        assert trial["user_attrs"] and {a["key"]: a["value"] for a in trial["user_attrs"]}["trial_id"] == row["trial_id"]
+        attributes = {a["key"]: a["value"] for a in trial["user_attrs"]}
+        assert attributes["trial_id"] == row["trial_id"] and attributes["status"] == row["status"]
         params = {p["name"]: p["param_external_value"] for p in trial["params"]}
         assert params["act"] == row["act"] and float(params["x"]) == pytest.approx(float(row["x"]))
         if row["status"] == "completed":

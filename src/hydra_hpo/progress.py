@@ -130,10 +130,11 @@ class SweepProgress(TunerCallback):
     # ------------------------------------------------------------ context
     def __enter__(self) -> "SweepProgress":
         if self.mode == "bar":
-            # follow the terminal's size; one that reports none (0 x 0, e.g. a pty under `script`) would hide the bar
+            # follow the terminal's size; one that reports none (0 x 0, a pty under `script`) would hide the bar
             known = _columns(self.stream) > 0
             self._bar = tqdm(total=1000, file=self.stream, disable=False, leave=True, dynamic_ncols=known,
-                             ncols=None if known else 160, nrows=None if known else 24, bar_format="{percentage:3.0f}%|{bar:20}| {desc}")
+                             ncols=None if known else 160, nrows=None if known else 24,
+                             bar_format="{percentage:3.0f}%|{bar:20}| {desc}")
             self._exit.callback(self._bar.close)
             # console log lines (the per-job lines) are written above the bar instead of through it
             self._exit.enter_context(logging_redirect_tqdm())

@@ -95,7 +95,8 @@ class HPOSettings:
         if self.progress not in PROGRESS_MODES:
             raise bad("progress", f"must be one of {', '.join(PROGRESS_MODES)}")
         if self.optuna_storage is not None and (not isinstance(self.optuna_storage, str) or not self.optuna_storage):
-            raise bad("optuna_storage", "must be an Optuna storage URL (sqlite:///optuna.db) or a journal file, or null")
+            raise bad("optuna_storage", "must be an Optuna storage URL (sqlite:///optuna.db), a journal file "
+                                        "(optuna.log) or null")
         if not isinstance(self.searcher_options, Mapping):
             raise bad("searcher_options", "must be a mapping of option names to values, e.g. {num_points: 5}")
 
