@@ -8,7 +8,9 @@ from typing import Any, Mapping
 
 from hydra_hpo.errors import SettingsError
 
-__all__ = ["HPOSettings", "SettingsError"]
+__all__ = ["HPOSettings", "SettingsError", "PROGRESS_MODES"]
+
+PROGRESS_MODES = ("auto", "bar", "log", "off")  # hpo.progress, see hydra_hpo.progress
 
 
 @dataclass
@@ -33,6 +35,8 @@ class HPOSettings:
     budget_epochs: int | None = None
     resource_key: str = "trainer.max_epochs"
     searcher_options: dict[str, Any] = field(default_factory=dict)
+    progress: str = "auto"
+    optuna_storage: str | None = None
     scheduler_options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -88,6 +92,11 @@ class HPOSettings:
             raise bad("budget_epochs", "must be an integer >= 1 or null")
         if not isinstance(self.resource_key, str) or not self.resource_key:
             raise bad("resource_key", "must name a config key, e.g. trainer.max_epochs")
+        if self.progress not in PROGRESS_MODES:
+            raise bad("progress", f"must be one of {', '.join(PROGRESS_MODES)}")
+        if self.optuna_storage is not None and (not isinstance(self.optuna_storage, str) or not self.optuna_storage):
+            raise bad("optuna_storage", "must be an Optuna storage URL (sqlite:///optuna.db), a journal file "
+                                        "(optuna.log) or null")
         if not isinstance(self.searcher_options, Mapping):
             raise bad("searcher_options", "must be a mapping of option names to values, e.g. {num_points: 5}")
 

@@ -23,6 +23,8 @@ from hydra_hpo.atomic import atomic_write_text
 from hydra_hpo.build import build_tuner
 from hydra_hpo.checkpoints import CheckpointStore
 from hydra_hpo.errors import SettingsError, exit_on_user_error
+from hydra_hpo.export_optuna import LiveOptunaExport
+from hydra_hpo.progress import SweepProgress
 from hydra_hpo.results import RESULTS_YAML, TRIALS_CSV, write_summary
 from hydra_hpo.resume import ResumeLog
 from hydra_hpo.settings import HPOSettings
@@ -144,12 +146,18 @@ class HPOSweeperImpl(Sweeper):
         checkpoints = CheckpointStore((sweep_dir / "checkpoints").resolve(), keep=settings.keep_checkpoints)
         overrides = JobOverrides(plan.forwarded, checkpoints.dir, settings.resource_key, settings.trial_timeout)
         executor = self._executor(settings, overrides, ResultCollector(sweep_dir, plan.metric))
+        progress = SweepProgress(settings.progress, metric=plan.metric,
+                                 in_process_jobs=_runs_in_process(self.launcher))
         tuner = build_tuner(settings, plan.space, plan.max_resource, executor, initial_config=plan.initial_config,
                             journal=journal, resume=resume, fingerprint=plan.fingerprint(),
-                            callbacks=[_Reporter(plan)], checkpoints=checkpoints)
+                            callbacks=[_Reporter(plan), progress], checkpoints=checkpoints)
         if resume is not None:  # refuse another sweep's journal before printing or writing anything
             resume.check_fingerprint(plan.fingerprint())
         sweep_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused sweep leaves no folder behind
+        if settings.optuna_storage:  # the study is created (or replaced) before any job starts
+            tuner.callbacks.append(LiveOptunaExport(settings.optuna_storage, sweep_dir, plan.space, settings.mode,
+                                                    plan.metric, attrs={"searcher": settings.searcher,
+                                                                        "scheduler": settings.scheduler}))
         if plan.fixed:
             log.info("Fixed on the command line, not searched: %s", ", ".join(plan.fixed))
         if _runs_in_process(self.launcher):
@@ -157,7 +165,8 @@ class HPOSweeperImpl(Sweeper):
                      "use hydra/launcher=joblib or submitit_local for parallel, asynchronous jobs", settings.n_workers)
         log.info("hydra-hpo: %s search, %s scheduler, %d trials, %d workers, sweep dir %s", settings.searcher,
                  settings.scheduler, settings.n_trials, settings.n_workers, sweep_dir)
-        outcome = tuner.run()
+        with progress:
+            outcome = tuner.run()
         self._finish(outcome, plan, sweep_dir)
         return outcome
 
