@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from hydra_hpo.space import Categorical, Float, Int, SearchSpace, SearchSpaceError
+from hydra_hpo.space import Categorical, Float, Int, SearchSpaceError
 from hydra_hpo.space_structured import space_from_structured
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "search_space"
