@@ -37,15 +37,23 @@ class HPOSettings:
     searcher_options: dict[str, Any] = field(default_factory=dict)
     progress: str = "auto"
     optuna_storage: str | None = None
+    gpus_per_trial: int | str = "auto"   # GPUs each job gets (CUDA_VISIBLE_DEVICES); auto: 1 with GPUs, else 0
+    trials_per_gpu: int = 1              # jobs that may share one GPU group at once
+    cpu_workers: int = 1                 # n_workers=auto when trials use no GPU
+    workers_auto: bool = False           # n_workers was auto (set by from_mapping): the GPUs may decide it
     scheduler_options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> "HPOSettings":
         """Build and validate settings from the ``hpo`` config node (a plain mapping)."""
-        known = {f.name for f in fields(cls)} - {"scheduler_options"}
+        known = {f.name for f in fields(cls)} - {"scheduler_options", "workers_auto"}
         common = {k: v for k, v in mapping.items() if k in known}
         extra = {k: v for k, v in mapping.items() if k not in known}
+        auto = common.get("n_workers", 1) in ("auto", None)  # null: as auto (unset)
+        if auto:  # resolved for a CPU sweep now; a GPU sweep sets it from the GPUs (hydra_hpo.devices.plan_gpus)
+            common["n_workers"] = common.get("cpu_workers", 1)
         settings = cls(**common)
+        settings.workers_auto = auto
         settings.scheduler_options = dict(extra)
         settings.validate()
         return settings
@@ -63,10 +71,13 @@ class HPOSettings:
                 raise bad(key, why)
             return float(value)
 
-        for key in ("n_trials", "n_workers"):
+        for key in ("n_trials", "cpu_workers", "n_workers", "trials_per_gpu"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise bad(key, "must be an integer >= 1")
+                raise bad(key, "must be an integer >= 1" + (" or auto" if key == "n_workers" else ""))
+        gpus = self.gpus_per_trial
+        if gpus != "auto" and (isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0):
+            raise bad("gpus_per_trial", "must be an integer >= 0 or auto (1 with GPUs, else 0)")
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
             raise bad("max_retries", "must be an integer >= 0")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):

@@ -9,7 +9,7 @@ observe overlapping jobs from progress, not from timing. ``after`` maps a trial 
 ids: the job does nothing (not even its ``behaviour``) until the sweep has journaled a finished segment
 of each (at most ``wait_seconds``). Every job marks its start in the sweep
 directory (``trial_<id>.started``) and writes ``times.json`` (start, end, pid, whether a wait succeeded,
-the config it received, and whether another job of its trial was still running when it started).
+the config it received, its CUDA_VISIBLE_DEVICES, and whether another job of its trial was still running when it started).
 ``hang_once``: no hang on a retry; ``ignore_stop``: deaf to the sweeper's stop signal; ``ckpt_bytes``
 writes a checkpoint of that size into the trial's checkpoint directory.
 """
@@ -97,7 +97,7 @@ def main(cfg: DictConfig) -> float:
     value = float("nan") if what == "diverge" else (cfg.x - 0.3) ** 2 + (0.1 if cfg.act == "tanh" else 0.0)
     seen = OmegaConf.to_container(cfg, resolve=True)  # the config as the job received it, for tests to check
     times = {"start": started, "end": time.time(), "pid": os.getpid(), "waited": waited, "trial": trial,
-             "config": seen, "shared_checkpoint": shared}
+             "config": seen, "shared_checkpoint": shared, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
     (out / "times.json").write_text(json.dumps(times))
     return value
 

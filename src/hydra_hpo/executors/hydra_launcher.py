@@ -16,6 +16,7 @@ import threading
 import time
 from typing import Any, Callable, Sequence
 
+from hydra_hpo.devices import DeviceAssigner
 from hydra_hpo.executors.base import Executor
 from hydra_hpo.executors.job_process import JobProcesses
 from hydra_hpo.trial import INTERRUPTED, TIMEOUT, Job, JobResult
@@ -49,8 +50,9 @@ class HydraBatchExecutor(Executor):
     """Queues submitted jobs and launches them together when ``wait`` is called."""
 
     def __init__(self, launcher: Any, n_workers: int, overrides: OverridesFn, collect: CollectFn,
-                 sequential: bool = True) -> None:
+                 sequential: bool = True, devices: DeviceAssigner | None = None) -> None:
         super().__init__(n_workers)
+        self.devices = devices  # each job's own GPUs, held while its batch runs
         self.sequential = sequential  # the launcher runs a batch's jobs one after the other
         self.launcher = launcher
         self.overrides = overrides
@@ -72,10 +74,14 @@ class HydraBatchExecutor(Executor):
         for run in _contiguous_runs(self._pending):
             started = self.clock()
             try:
-                returns = self.launcher.launch([self.overrides(job) for job in run], initial_job_idx=run[0].job_idx)
+                returns = self.launcher.launch([self.overrides(job) + _device_overrides(self.devices, job)
+                                                for job in run], initial_job_idx=run[0].job_idx)
                 error = None
             except Exception as exc:  # the launcher failed the whole batch
                 returns, error = [None] * len(run), exc
+            finally:
+                for job in run:
+                    _release(self.devices, job)
             finished = self.clock()
             for i, (job, ret) in enumerate(zip(run, returns)):
                 if self.sequential:  # one after the other: spread the batch's time evenly as an estimate
@@ -91,6 +97,15 @@ class HydraBatchExecutor(Executor):
                 results.append(result)
         self._pending = []
         return results
+
+
+def _device_overrides(devices: DeviceAssigner | None, job: Job) -> list[str]:
+    return devices.overrides(job.job_idx) if devices is not None else []
+
+
+def _release(devices: DeviceAssigner | None, job: Job) -> None:
+    if devices is not None:
+        devices.release(job.job_idx)
 
 
 def _contiguous_runs(jobs: Sequence[Job]) -> list[list[Job]]:
@@ -126,8 +141,10 @@ class HydraAsyncExecutor(Executor):
         grace: float | None = None,
         processes: JobProcesses | None = None,
         kill_grace: float = 5.0,
+        devices: DeviceAssigner | None = None,
     ) -> None:
         super().__init__(n_workers)
+        self.devices = devices  # each job's own GPUs, held until its launch returns (also past a timeout)
         self.launcher = launcher
         self.overrides = overrides
         self.collect = collect
@@ -156,7 +173,11 @@ class HydraAsyncExecutor(Executor):
 
     def _run(self, job: Job, started: float) -> None:
         try:
-            returns = self.launcher.launch([self.overrides(job)], initial_job_idx=job.job_idx)
+            try:
+                overrides = self.overrides(job) + _device_overrides(self.devices, job)
+                returns = self.launcher.launch([overrides], initial_job_idx=job.job_idx)
+            finally:  # before the result is seen: the next job may take these devices
+                _release(self.devices, job)
             self._done.put((job, returns[0], None, started, self.clock()))
         except BaseException as exc:  # noqa: BLE001 - reported as the job's failure
             self._done.put((job, None, exc, started, self.clock()))

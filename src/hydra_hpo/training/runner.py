@@ -16,6 +16,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from hydra_hpo.devices import check_cuda_process
 from hydra_hpo.errors import JobConfigError, MetricMissing
 from hydra_hpo.trial import CONFIG_ERROR, COMPLETED, DIVERGED, FAILED, INTERRUPTED, TIMEOUT
 from hydra_hpo.training.callbacks import LAST_CHECKPOINT, CurveRecorder, Diverged, TrialGuard, TrialTimeout
@@ -88,6 +89,7 @@ def _result(cfg: DictConfig, recorder: CurveRecorder, status: str, error: str | 
 
 
 def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard) -> None:
+    check_cuda_process()  # a reused worker cannot move CUDA to this job's GPUs: fail loudly, not share one
     threads = cfg.get("threads")
     if threads:  # intra-op threads; 1 suits tiny models and parallel workers (oversubscribed cores crawl)
         torch.set_num_threads(int(threads))

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hydra_hpo.executors.hydra_jobs import JobOverrides, ResultCollector, override_key
 from hydra_hpo.executors.hydra_launcher import HydraAsyncExecutor, HydraBatchExecutor
+from hydra_hpo.executors.launcher_devices import gpu_setup
 from hydra_hpo.executors.job_process import JOBS_DIR, JobProcessCallback, JobProcesses
 from hydra_hpo.journal import JOURNAL_NAME, Journal, JournalError
 from hydra_hpo.records import TrialRecord
@@ -145,7 +146,8 @@ class HPOSweeperImpl(Sweeper):
 
         checkpoints = CheckpointStore((sweep_dir / "checkpoints").resolve(), keep=settings.keep_checkpoints)
         overrides = JobOverrides(plan.forwarded, checkpoints.dir, settings.resource_key, settings.trial_timeout)
-        executor = self._executor(settings, overrides, ResultCollector(sweep_dir, plan.metric))
+        devices = gpu_setup(settings, self.config.hydra.launcher, _runs_in_process(self.launcher))  # sets n_workers
+        executor = self._executor(settings, overrides, ResultCollector(sweep_dir, plan.metric), devices)
         progress = SweepProgress(settings.progress, metric=plan.metric,
                                  in_process_jobs=_runs_in_process(self.launcher))
         tuner = build_tuner(settings, plan.space, plan.max_resource, executor, initial_config=plan.initial_config,
@@ -165,6 +167,9 @@ class HPOSweeperImpl(Sweeper):
                      "use hydra/launcher=joblib or submitit_local for parallel, asynchronous jobs", settings.n_workers)
         log.info("hydra-hpo: %s search, %s scheduler, %d trials, %d workers, sweep dir %s", settings.searcher,
                  settings.scheduler, settings.n_trials, settings.n_workers, sweep_dir)
+        if devices is not None:
+            log.info("GPUs %s: %d per trial, up to %d trial(s) per GPU (CUDA_VISIBLE_DEVICES per job)",
+                     ",".join(devices.plan.devices), devices.plan.gpus_per_trial, devices.plan.trials_per_gpu)
         with progress:
             outcome = tuner.run()
         self._finish(outcome, plan, sweep_dir)
@@ -183,16 +188,17 @@ class HPOSweeperImpl(Sweeper):
             )
         return None
 
-    def _executor(self, settings: HPOSettings, overrides: JobOverrides, collect: ResultCollector):
+    def _executor(self, settings: HPOSettings, overrides: JobOverrides, collect: ResultCollector, devices=None):
         sequential = _runs_in_process(self.launcher)
         mode = settings.executor if settings.executor != "auto" else ("batch" if sequential else "async")
         if mode == "async" and sequential:
             raise SettingsError("hpo.executor=async cannot drive hydra/launcher=basic: its jobs run in this "
                                 "process; use hydra/launcher=joblib or submitit_local")
         if mode == "batch":
-            return HydraBatchExecutor(self.launcher, settings.n_workers, overrides, collect, sequential=sequential)
+            return HydraBatchExecutor(self.launcher, settings.n_workers, overrides, collect, sequential=sequential,
+                                      devices=devices)
         return HydraAsyncExecutor(self.launcher, settings.n_workers, overrides, collect, timeout=settings.trial_timeout,
-                                  processes=JobProcesses(self.jobs_dir))
+                                  processes=JobProcesses(self.jobs_dir), devices=devices)
 
     def _finish(self, outcome: SweepOutcome, plan: SweepPlan, sweep_dir: Path) -> None:
         shutil.rmtree(sweep_dir / JOBS_DIR, ignore_errors=True)  # only files of jobs that have ended
