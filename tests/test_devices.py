@@ -221,6 +221,9 @@ def test_local_launchers_get_an_assigner_and_n_workers_from_the_gpus():
     cpu = HPOSettings.from_mapping({"n_workers": "auto", "cpu_workers": 2})
     assert gpu_setup(cpu, OmegaConf.create({"_target_": JOBLIB}), False, {FAKE_GPUS_ENV: "0"}) is None
     assert cpu.n_workers == 2
+    on_cpu = HPOSettings.from_mapping({"n_workers": "auto"})  # trainer.accelerator=cpu: the GPUs are not used
+    assert gpu_setup(on_cpu, OmegaConf.create({"_target_": JOBLIB}), False, {FAKE_GPUS_ENV: "2"},
+                     trains_on_cpu=True) is None and on_cpu.n_workers == 1
     with pytest.raises(SettingsError, match="hpo.n_workers=3 exceeds the 2 jobs"):
         gpu_setup(HPOSettings.from_mapping({"n_workers": 3}), OmegaConf.create({"_target_": JOBLIB}), False,
                   {FAKE_GPUS_ENV: "2"})

@@ -8,6 +8,7 @@ of them (``hydra.launcher.gpus_per_task``/``gpus_per_node``, ``hydra.launcher.ra
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Mapping
 
 from omegaconf import OmegaConf
@@ -15,6 +16,8 @@ from omegaconf import OmegaConf
 from hydra_hpo.devices import DeviceAssigner, plan_gpus, visible_devices
 from hydra_hpo.errors import SettingsError
 from hydra_hpo.settings import HPOSettings
+
+log = logging.getLogger(__name__)
 
 
 def launcher_kind(target: str, in_process: bool) -> str:
@@ -43,9 +46,10 @@ def _check_remote(settings: HPOSettings, keys: list[str], launcher_cfg: Any, lau
 
 
 def gpu_setup(settings: HPOSettings, launcher_cfg: Any, in_process: bool,
-              environ: Mapping[str, str] | None = None) -> DeviceAssigner | None:
+              environ: Mapping[str, str] | None = None, trains_on_cpu: bool = False) -> DeviceAssigner | None:
     """Check and resolve the GPU settings before any job starts; sets ``settings.n_workers`` when it was
-    ``auto`` and the jobs get GPUs here. Returns the assigner of this machine's devices, or None."""
+    ``auto`` and the jobs get GPUs here. Returns the assigner of this machine's devices, or None.
+    ``trains_on_cpu`` (``trainer.accelerator=cpu``): ``gpus_per_trial=auto`` means 0 and the GPUs are left alone."""
     target = str(OmegaConf.select(launcher_cfg, "_target_", default="") or "")
     kind = launcher_kind(target, in_process)
     if kind == "slurm":
@@ -54,10 +58,17 @@ def gpu_setup(settings: HPOSettings, launcher_cfg: Any, in_process: bool,
     if kind == "ray":
         _check_remote(settings, ["ray.remote.num_gpus"], launcher_cfg, "ray")
         return None
+    if trains_on_cpu and settings.gpus_per_trial == "auto":
+        return None
     devices = visible_devices(environ)
     plan = plan_gpus(settings.gpus_per_trial, settings.trials_per_gpu, settings.n_workers, settings.workers_auto,
                      devices)
     settings.n_workers = plan.n_workers
     if not devices:  # a CPU machine: nothing to assign, nothing to hide
         return None
+    if "joblib" in target.lower() and len(plan.groups) > 1:
+        log.warning("hydra/launcher=joblib reuses its worker processes, and a process that started CUDA cannot "
+                    "move to another GPU: a job sent to such a worker with other GPUs fails (CONFIG_ERROR). "
+                    "Use hydra/launcher=submitit_local (a fresh process per job) for %d GPU groups",
+                    len(plan.groups))
     return DeviceAssigner(plan, in_process=(kind == "in_process"))

@@ -146,7 +146,8 @@ class HPOSweeperImpl(Sweeper):
 
         checkpoints = CheckpointStore((sweep_dir / "checkpoints").resolve(), keep=settings.keep_checkpoints)
         overrides = JobOverrides(plan.forwarded, checkpoints.dir, settings.resource_key, settings.trial_timeout)
-        devices = gpu_setup(settings, self.config.hydra.launcher, _runs_in_process(self.launcher))  # sets n_workers
+        devices = gpu_setup(settings, self.config.hydra.launcher, _runs_in_process(self.launcher),  # sets n_workers
+                            trains_on_cpu=OmegaConf.select(self.config, "trainer.accelerator", default=None) == "cpu")
         executor = self._executor(settings, overrides, ResultCollector(sweep_dir, plan.metric), devices)
         progress = SweepProgress(settings.progress, metric=plan.metric,
                                  in_process_jobs=_runs_in_process(self.launcher))
@@ -168,7 +169,7 @@ class HPOSweeperImpl(Sweeper):
         log.info("hydra-hpo: %s search, %s scheduler, %d trials, %d workers, sweep dir %s", settings.searcher,
                  settings.scheduler, settings.n_trials, settings.n_workers, sweep_dir)
         if devices is not None:
-            log.info("GPUs %s: %d per trial, up to %d trial(s) per GPU (CUDA_VISIBLE_DEVICES per job)",
+            log.info("GPUs %s: %d per trial, up to %d trial(s) per GPU (CUDA_VISIBLE_DEVICES per job; 0: hidden)",
                      ",".join(devices.plan.devices), devices.plan.gpus_per_trial, devices.plan.trials_per_gpu)
         with progress:
             outcome = tuner.run()
