@@ -85,9 +85,9 @@ def plan_gpus(gpus_per_trial: int | str, trials_per_gpu: int, n_workers: int, wo
     if per_trial == 0:
         return plan
     if per_trial > len(devices):
-        shown = ",".join(devices) if devices else "none"
-        raise SettingsError(f"hpo.gpus_per_trial={per_trial} but this machine shows {len(devices)} GPU(s) "
-                            f"(CUDA_VISIBLE_DEVICES: {shown}); set hpo.gpus_per_trial=0 to train on CPU")
+        shown = f" ({','.join(devices)})" if devices else ""
+        raise SettingsError(f"hpo.gpus_per_trial={per_trial} but this machine shows {len(devices)} GPU(s){shown}; "
+                            f"set hpo.gpus_per_trial=0 to train on CPU")
     if workers_auto:
         return GpuPlan(plan.devices, per_trial, trials_per_gpu, plan.slots)
     if n_workers > plan.slots:
