@@ -56,6 +56,8 @@ class CurveRecorder(Checkpoint):
         self.epoch_seconds: list[float] = []
         self.epoch_metrics: list[dict[str, float]] = []
         self.epochs_at_start = 0
+        self.save_seconds = 0.0  # this job's time in saving last.ckpt (overhead, not training)
+        self.train_started: float | None = None  # perf_counter when the fit loop began (after any restore)
         self._epoch_started: float | None = None
 
     STATE_KEY = "hydra_hpo.CurveRecorder"
@@ -91,6 +93,9 @@ class CurveRecorder(Checkpoint):
             seconds += time.perf_counter() - self._epoch_started
         return seconds
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.train_started = time.perf_counter()
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_started = time.perf_counter()
 
@@ -107,7 +112,9 @@ class CurveRecorder(Checkpoint):
         if not math.isfinite(metrics[self.metric]):
             raise Diverged(f"{self.metric} is {metrics[self.metric]} after epoch {len(self.curve)}")
         if self.checkpoint_dir is not None:
+            saving = time.perf_counter()
             save_checkpoint_atomically(trainer, self.checkpoint_dir / LAST_CHECKPOINT)
+            self.save_seconds += time.perf_counter() - saving
 
 
 def save_checkpoint_atomically(trainer: L.Trainer, path: Path) -> None:
