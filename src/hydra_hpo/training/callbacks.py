@@ -57,6 +57,7 @@ class CurveRecorder(Checkpoint):
         self.epoch_metrics: list[dict[str, float]] = []
         self.epochs_at_start = 0
         self.save_seconds = 0.0  # this job's time in saving last.ckpt (overhead, not training)
+        self.cpu_seconds = 0.0  # this process's CPU time in this job's epochs (unaffected by other processes)
         self.train_started: float | None = None  # perf_counter when the fit loop began (after any restore)
         self._epoch_started: float | None = None
 
@@ -97,10 +98,13 @@ class CurveRecorder(Checkpoint):
         self.train_started = time.perf_counter()
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_cpu_started = time.process_time()
         self._epoch_started = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         elapsed = time.perf_counter() - self._epoch_started if self._epoch_started is not None else 0.0
+        if self._epoch_started is not None:
+            self.cpu_seconds += time.process_time() - self._epoch_cpu_started
         self._epoch_started = None
         metrics = scalar_metrics(trainer.callback_metrics)
         if self.metric not in metrics:

@@ -101,6 +101,11 @@ def _result(cfg: DictConfig, recorder: CurveRecorder, status: str, error: str | 
         "overhead_seconds": max(0.0, job_seconds - seconds),
         "phases": {name: round(value, 6) for name, value in phases.items()},
         "process_job": _jobs_in_process,
+        # CPU seconds, which other processes on a busy machine do not inflate: this job's epochs, and this
+        # process's total so far (a warm worker's CPU per job is the difference between consecutive jobs)
+        "train_cpu_seconds": recorder.cpu_seconds,
+        "process_cpu_seconds": time.process_time(),
+        "pid": os.getpid(),
         "status": status,
         "error": error,
         "trial_id": cfg.trial.get("id"),
