@@ -19,6 +19,10 @@ rule and clock. Definitions:
 - hit rate: fraction of seeds that reached the target within the budget.
 - best at budget: the incumbent at the budget, mean (and standard error) over seeds.
 - trials: configurations started within the budget, mean over seeds.
+- job overhead (``--job-overhead``, default: the measured joblib figure): simulated seconds every job costs
+  before its first epoch. Ours run every segment (rung) as its own job, so a trial pays it once per segment;
+  Optuna's and Syne Tune's trials run as one job each that reports every epoch, so they pay it once per trial
+  (and Syne Tune once more per resume, which its stopping-type ASHA and BOHB never do).
 - headline: R = random search's median best at the budget; time for ASHA to reach R as a fraction of
   the time random search needs to reach R (the same "median" as above). Target: <= 1/3. R moves in steps
   of the validation set's granularity and depends on the few best rows, so the ratio is noisy: each comes
@@ -46,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # peers.py beside this
 
 import peers  # noqa: E402
 
-from hydra_hpo.simulate import UNBOUNDED_TRIALS, compose, simulate  # noqa: E402
+from hydra_hpo.simulate import DEFAULT_JOB_OVERHEAD_SECONDS, UNBOUNDED_TRIALS, compose, simulate  # noqa: E402
 from hydra_hpo.space import SearchSpace  # noqa: E402
 from hydra_hpo.space_structured import space_from_structured  # noqa: E402
 from hydra_hpo.table import Table  # noqa: E402
@@ -128,24 +132,25 @@ def ratio_interval(reference: list[Run], other: list[Run], budget: float, level:
 
 
 def our_runner(name: str, table: Table, space: SearchSpace, workers: int, budget: float,
-               incumbent: str = "epoch") -> Runner:
+               incumbent: str = "epoch", job_overhead: float = 0.0) -> Runner:
     """The runner of one of ``OURS``."""
-    return overrides_runner(OURS[name], table, space, workers, budget, incumbent)
+    return overrides_runner(OURS[name], table, space, workers, budget, incumbent, job_overhead)
 
 
 def overrides_runner(overrides: list[str], table: Table, space: SearchSpace, workers: int, budget: float,
-                     incumbent: str = "epoch") -> Runner:
+                     incumbent: str = "epoch", job_overhead: float = 0.0) -> Runner:
     """``seed -> Run`` of our simulated sweep with these Hydra overrides of conf/simulate.yaml's hpo group.
 
     ``incumbent="epoch"``: the best error after any epoch ended so far (as the peers report, after every
-    epoch); ``"job"``: the tuner's own incumbent, which learns a job's epochs when the job ends."""
+    epoch); ``"job"``: the tuner's own incumbent, which learns a job's epochs when the job ends.
+    ``job_overhead``: simulated seconds every job (segment) costs before its first epoch."""
     if incumbent not in INCUMBENTS:
         raise ValueError(f"incumbent={incumbent!r}: choose from {', '.join(INCUMBENTS)}")
     hpo = compose(overrides)["hpo"]
 
     def run(seed: int) -> Run:
         outcome = simulate(hpo, space, table, n_workers=workers, seed=seed, budget_seconds=budget,
-                           n_trials=UNBOUNDED_TRIALS)
+                           n_trials=UNBOUNDED_TRIALS, job_overhead_seconds=job_overhead)
         started = sum(1 for r in outcome.trials.values() if r.segments and r.segments[0].started < budget)
         trace = outcome.extra["anytime_trace"] if incumbent == "epoch" else outcome.incumbent_trace
         return Run([(t, v) for t, v in trace if t <= budget], started)
@@ -153,11 +158,13 @@ def overrides_runner(overrides: list[str], table: Table, space: SearchSpace, wor
     return run
 
 
-def peer_runner(name: str, table: Table, space: SearchSpace, workers: int, budget: float) -> Runner:
+def peer_runner(name: str, table: Table, space: SearchSpace, workers: int, budget: float,
+                job_overhead: float = 0.0) -> Runner:
+    """``seed -> Run`` of a peer; ``job_overhead`` is charged on every job the peer starts (see peers.py)."""
     function = peers.run_optuna if name in OPTUNA else peers.run_syne_tune
 
     def run(seed: int) -> Run:
-        trace, n_trials = function(name, table, space, seed, workers, budget)
+        trace, n_trials = function(name, table, space, seed, workers, budget, job_overhead)
         return Run(trace, n_trials)
 
     return run
@@ -173,6 +180,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--incumbent", choices=INCUMBENTS, default="epoch",
                         help="ours: best after any epoch ended (as the peers report; default), or the tuner's "
                              "incumbent, which hears of a job's epochs when the job ends")
+    parser.add_argument("--job-overhead", type=float, default=DEFAULT_JOB_OVERHEAD_SECONDS,
+                        help="simulated seconds every job costs before its first epoch, ours (one per segment) and "
+                             "the peers' (one per trial they start); default: the joblib figure of "
+                             f"benchmarks/segment_overhead.py, {DEFAULT_JOB_OVERHEAD_SECONDS} s; 0 for none")
 
 
 def load_table(args: argparse.Namespace) -> tuple[Table, SearchSpace]:
@@ -231,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Table {args.table.name}: {len(table)} configurations x {table.epochs} epochs, "
         f"mean full training {full_time:.2f} s, best final error {final.min():.4f}",
         f"{seeds} seeds ({peer_seeds} for peers), {args.workers} simulated workers, budget {budget:g} simulated seconds "
-        f"(~{budget * args.workers / full_time:.0f} full trainings); our incumbent: per {args.incumbent}",
+        f"(~{budget * args.workers / full_time:.0f} full trainings); our incumbent: per {args.incumbent}; "
+        f"job overhead {args.job_overhead:g} s per job",
         "Targets (quantiles of the table's final errors): "
         + ", ".join(f"{int(q * 100)}% = {t:.4f}" for q, t in targets.items()),
     ]
@@ -241,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[Run]] = {}
     seconds: dict[str, float] = {}
     for name in chosen:
-        runner = (our_runner(name, table, space, args.workers, budget, args.incumbent) if name in OURS
-                  else peer_runner(name, table, space, args.workers, budget))
+        runner = (our_runner(name, table, space, args.workers, budget, args.incumbent, args.job_overhead)
+                  if name in OURS else peer_runner(name, table, space, args.workers, budget, args.job_overhead))
         start = time.perf_counter()
         n_seeds = seeds if name in OURS else peer_seeds
         runs[name] = [runner(seed) for seed in range(n_seeds)]

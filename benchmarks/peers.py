@@ -9,6 +9,11 @@ their incumbent. compare.py measures ours the same way by default (``--incumbent
 any epoch that has ended), so neither side is favoured; only ``--incumbent job`` (our tuner's own incumbent,
 which hears of a job's epochs when the job ends) gives the peers a slight edge.
 
+Per-job overhead (``job_overhead``, simulated seconds) is charged where a job starts, as our simulator
+charges it on every segment: a peer's trial runs as one job that reports every epoch, so an Optuna trial
+pays it once, before its first epoch, and a Syne Tune trial pays it on every start or resume (Syne Tune's own
+``SimulatorConfig.delay_start``; its stopping-type ASHA and BOHB never resume).
+
 - Optuna: TPE + HyperbandPruner, Random + SuccessiveHalvingPruner, through ask/tell with an event loop of
   ``n_workers`` simulated workers that report every epoch (``trial.report`` / ``trial.should_prune``).
 - Syne Tune: ASHA and BOHB with its simulator backend and a user blackbox backed by the table.
@@ -82,10 +87,12 @@ def optuna_setups(epochs: int) -> dict[str, Callable[[int], tuple[Any, Any]]]:
 
 
 def run_optuna(
-    name: str, table: Table, space: SearchSpace, seed: int, n_workers: int, budget: float
+    name: str, table: Table, space: SearchSpace, seed: int, n_workers: int, budget: float,
+    job_overhead: float = 0.0,
 ) -> tuple[Trace, int]:
     """One Optuna study on ``n_workers`` simulated workers until ``budget`` simulated seconds; the
-    incumbent trace and the number of trials started."""
+    incumbent trace and the number of trials started. Every trial (one job) starts ``job_overhead``
+    seconds before its first epoch."""
     import optuna
     from optuna.trial import TrialState
 
@@ -99,7 +106,7 @@ def run_optuna(
     def start(now: float) -> None:
         trial = study.ask(distributions)
         row = table.lookup_index(trial.params, space)
-        heapq.heappush(events, (now + float(table.elapsed[row, 0]), trial.number, trial, row, 1))
+        heapq.heappush(events, (now + job_overhead + float(table.elapsed[row, 0]), trial.number, trial, row, 1))
 
     for _ in range(n_workers):
         start(0.0)
@@ -182,10 +189,12 @@ def _table_blackbox(table: Table, space: SearchSpace):
 
 
 def run_syne_tune(
-    name: str, table: Table, space: SearchSpace, seed: int, n_workers: int, budget: float
+    name: str, table: Table, space: SearchSpace, seed: int, n_workers: int, budget: float,
+    job_overhead: float = 0.0,
 ) -> tuple[Trace, int]:
     """Syne Tune's ASHA (grace period 1, reduction factor 3, as our asha) or BOHB (1 and 3, as our
-    hyperband) on its simulator backend with the table as a user blackbox."""
+    hyperband) on its simulator backend with the table as a user blackbox; every trial start (or resume)
+    is delayed by ``job_overhead`` seconds, on a worker it holds."""
     import contextlib
     import io
     import logging
@@ -221,12 +230,15 @@ def run_syne_tune(
                   do_minimize=True, random_seed=seed)
     scheduler = (ASHA(**common, grace_period=1, reduction_factor=3) if name == "synetune_asha"
                  else BOHB(**common, grace_period=1, reduction_factor=3))
-    # No simulated latencies (ours and the Optuna loop have none), and when every worker is busy the tuner's
-    # "sleep" advances the simulated clock by only SYNE_TUNE_SLEEP (the default is 5 s a time: workers would
-    # idle for seconds after every job).
+    # No simulated latencies but the job start-up that ours and the Optuna loop pay too (delay_start: from the
+    # start command to the job's first epoch), and when every worker is busy the tuner's "sleep" advances the
+    # simulated clock by only SYNE_TUNE_SLEEP (the default is 5 s a time: workers would idle for seconds after
+    # every job).
+    delays = SimulatorConfig(delay_on_trial_result=0.0, delay_complete_after_final_report=0.0,
+                             delay_complete_after_stop=0.0, delay_start=float(job_overhead), delay_stop=0.0)
     backend = UserBlackboxBackend(
         blackbox=_table_blackbox(table, space), elapsed_time_attr="elapsed", seed=0,
-        simulator_config=SimulatorConfig(0.0, 0.0, 0.0, 0.0, 0.0), tuner_sleep_time=SYNE_TUNE_SLEEP,
+        simulator_config=delays, tuner_sleep_time=SYNE_TUNE_SLEEP,
     )
     with tempfile.TemporaryDirectory() as folder:
         previous = os.environ.get("SYNETUNE_FOLDER")

@@ -59,7 +59,14 @@ def test_random_sweep_with_parallel_launchers(tmp_path, launcher):
           *extra, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
     results = job_results(tmp_path / "sweep")
     assert len(results) == 4 and all(r["status"] == "completed" for r in results.values())
-    assert OmegaConf.load(tmp_path / "sweep" / "optimization_results.yaml").n_trials == 4
+    summary = OmegaConf.load(tmp_path / "sweep" / "optimization_results.yaml")
+    assert summary.n_trials == 4 and summary.n_jobs == 4
+    # busy time = training (the jobs' epochs) + overhead; each job held its worker at least as long as it ran
+    assert summary.train_seconds == pytest.approx(sum(r["train_seconds"] for r in results.values()), abs=2e-3)
+    assert summary.busy_seconds == pytest.approx(summary.train_seconds + summary.overhead_seconds, abs=2e-3)
+    finished = [json.loads(line) for line in (tmp_path / "sweep" / "journal.jsonl").read_text().splitlines()]
+    for event in (e for e in finished if e["event"] == "segment_finished"):
+        assert event["finished"] - event["started"] >= results[event["job_idx"]]["job_seconds"]
 
 
 def test_successive_halving_resumes_promoted_trials_from_checkpoints(tmp_path):

@@ -200,3 +200,20 @@ def test_train_py_single_run_writes_result(tmp_path):
     )
     result = read_result(out)
     assert result["status"] == "completed" and len(result["curve"]) == 1
+
+
+def test_result_splits_the_jobs_time_into_training_and_overhead(tmp_path):
+    checkpoints = f"trial.checkpoint_dir={tmp_path / 'ck'}"
+    _, first = run(tmp_path, "first", checkpoints, "trainer.max_epochs=2")
+    _, second = run(tmp_path, "second", checkpoints, "trainer.max_epochs=3")
+    for result in (first, second):
+        assert result["train_seconds"] == result["seconds"] > 0
+        phases = result["phases"]
+        assert {"setup", "data", "model", "trainer", "fit_start_and_restore", "epochs", "checkpoint_save",
+                "fit_other", "result"} <= set(phases)
+        assert phases["epochs"] == pytest.approx(result["train_seconds"], abs=1e-5)
+        # the phases are consecutive stretches of the job: together they are its wall time
+        assert sum(phases.values()) == pytest.approx(result["job_seconds"], abs=1e-4)
+        assert result["overhead_seconds"] == pytest.approx(result["job_seconds"] - result["train_seconds"])
+        assert phases["checkpoint_save"] > 0 and result["overhead_seconds"] >= phases["checkpoint_save"]
+    assert second["process_job"] == first["process_job"] + 1  # the same process ran both

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from hydra_hpo.executors.simulator import Assignment, SimulatedExecutor
 from hydra_hpo.journal import Journal
@@ -207,3 +208,54 @@ def test_simulate_config_composes_the_sweep_groups():
     assert config["hpo"]["scheduler"] == "hyperband" and config["hpo"]["eta"] == 3
     assert config["n_workers"] == 3 and config["table"].endswith("mlp_digits.jsonl")
     assert "model.lr" in config["search_space"]
+
+
+def test_job_overhead_is_charged_on_every_segment_before_its_first_epoch():
+    scheduler = SuccessiveHalvingScheduler(ScriptedSearcher(), n_trials=4, r_min=1, r_max=4, eta=2)
+    executor = SimulatedExecutor(TINY, TINY_SPACE, n_workers=2, job_overhead_seconds=0.25)
+    outcome = Tuner(scheduler, executor).run()
+    # the schedule of the test above with 0.25 s more per job: rung 1 0 [0,1.25] 1 [0,2.25] 2 [1.25,2]
+    # 3 [2,5.25]; rung 2: 2 [5.25,6] 0 [5.25,6.5]; rung 4: 2 [6.5,7.75]
+    assert executor.assignments == [
+        Assignment(0, 0, 0, 0.0, 1.25),
+        Assignment(1, 1, 1, 0.0, 2.25),
+        Assignment(2, 2, 0, 1.25, 2.0),
+        Assignment(3, 3, 0, 2.0, 5.25),
+        Assignment(4, 2, 0, 5.25, 6.0),
+        Assignment(5, 0, 1, 5.25, 6.5),
+        Assignment(6, 2, 0, 6.5, 7.75),
+    ]
+    # a job's seconds are its training; the overhead is the rest of the time it held its worker
+    assert [s.seconds for s in outcome.trials[2].segments] == [0.5, 0.5, 1.0]
+    assert [s.overhead_seconds for s in outcome.trials[2].segments] == [0.25, 0.25, 0.25]
+    assert outcome.trials[2].overhead_seconds == 0.75
+    # epochs end after the job's start-up: trial 2's second epoch at 5.25 + 0.25 + 0.5
+    assert (6.0, 0.25) in executor.anytime_trace() and executor.anytime_trace()[0] == (1.25, 0.5)
+
+
+def test_job_overhead_in_the_summary_and_trials_csv(tmp_path):
+    space = SearchSpace([Float("x", 0.0, 1.0)])
+    table = Table([{"x": 0.1}, {"x": 0.9}], [[0.5, 0.4], [0.3, 0.2]], [[1.0, 2.0], [1.0, 2.0]])
+    outcome = simulate({"searcher": "random", "scheduler": "fifo"}, space, table, n_workers=1, n_trials=3,
+                       output_dir=tmp_path, job_overhead_seconds=0.5)
+    assert outcome.wallclock == 3 * (0.5 + 2.0)
+    summary = OmegaConf.load(tmp_path / "optimization_results.yaml")
+    assert summary["n_jobs"] == 3 and summary["job_overhead_seconds"] == 0.5
+    assert summary["busy_seconds"] == 7.5 and summary["train_seconds"] == 6.0
+    assert summary["overhead_seconds"] == 1.5 and summary["overhead_seconds_per_job_median"] == 0.5
+    rows = (tmp_path / "trials.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert [row.split(",")[header.index("overhead_seconds")] for row in rows[1:]] == ["0.5"] * 3
+    assert [row.split(",")[header.index("seconds")] for row in rows[1:]] == ["2"] * 3
+    with pytest.raises(ValueError, match="job_overhead_seconds=-1"):
+        SimulatedExecutor(table, space, 1, job_overhead_seconds=-1)
+
+
+def test_command_line_charges_the_configured_job_overhead(tmp_path):
+    from hydra_hpo.simulate import DEFAULT_JOB_OVERHEAD_SECONDS, compose, run_from_config
+
+    config = compose(["hpo=random", "budget_trials=2", "n_workers=1", "plots=false"])
+    assert config["job_overhead_seconds"] == DEFAULT_JOB_OVERHEAD_SECONDS > 0
+    charged = run_from_config(config, tmp_path / "a")
+    free = run_from_config({**config, "job_overhead_seconds": 0}, tmp_path / "b")
+    assert charged.wallclock == pytest.approx(free.wallclock + 2 * DEFAULT_JOB_OVERHEAD_SECONDS)

@@ -24,6 +24,16 @@ class Segment:
     error: str | None = None
     output_dir: str | None = None
 
+    @property
+    def busy_seconds(self) -> float:
+        """Seconds the job held its worker: from its launch to its result, as the executor saw them."""
+        return max(0.0, self.finished - self.started)
+
+    @property
+    def overhead_seconds(self) -> float:
+        """Busy seconds that were not training epochs (``seconds``): job start-up, checkpoints, teardown."""
+        return max(0.0, self.busy_seconds - self.seconds)
+
 
 @dataclass
 class TrialRecord:
@@ -55,7 +65,16 @@ class TrialRecord:
 
     @property
     def seconds(self) -> float:
+        """Training seconds over the trial's jobs (their epochs, each with its validation)."""
         return sum(s.seconds for s in self.segments)
+
+    @property
+    def busy_seconds(self) -> float:
+        return sum(s.busy_seconds for s in self.segments)
+
+    @property
+    def overhead_seconds(self) -> float:
+        return sum(s.overhead_seconds for s in self.segments)
 
     @property
     def failed(self) -> bool:

@@ -34,19 +34,43 @@ def trials_table(outcome: SweepOutcome) -> str:
                 param_names.append(name)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["trial_id", *param_names, "status", "value", "epochs", "seconds", "started", "finished",
-                     "jobs", "seed", "error"])
+    writer.writerow(["trial_id", *param_names, "status", "value", "epochs", "seconds", "overhead_seconds",
+                     "started", "finished", "jobs", "seed", "error"])
     for trial_id in sorted(outcome.trials):
         record = outcome.trials[trial_id]
         started = min((s.started for s in record.segments), default=None)
         finished = max((s.finished for s in record.segments), default=None)
         writer.writerow([
             trial_id, *[_fmt(record.config.get(name)) for name in param_names], record.status,
-            _fmt(record.value), record.resource, _fmt(record.seconds), _fmt(started), _fmt(finished),
+            _fmt(record.value), record.resource, _fmt(record.seconds), _fmt(record.overhead_seconds),
+            _fmt(started), _fmt(finished),
             " ".join(str(s.job_idx) for s in record.segments), record.seed,
             record.error.strip().splitlines()[0] if record.error else "",
         ])
     return buffer.getvalue()
+
+
+def time_split(outcome: SweepOutcome) -> dict[str, Any]:
+    """Busy job-seconds split into training and overhead, in total and per job.
+
+    A job's busy time runs from its launch to its result as the executor saw them; its training time is
+    the seconds its epochs took (as the job reported them); the rest is overhead (launch, job set-up,
+    checkpoint restore and saves, teardown, result hand-over).
+    """
+    segments = [s for record in outcome.trials.values() for s in record.segments]
+    overheads = sorted(s.overhead_seconds for s in segments)
+    n = len(segments)
+    median = (overheads[(n - 1) // 2] + overheads[n // 2]) / 2 if n else 0.0
+    busy = sum(s.busy_seconds for s in segments)
+    train = sum(min(s.seconds, s.busy_seconds) for s in segments)
+    return {
+        "n_jobs": n,
+        "busy_seconds": round(busy, 3),
+        "train_seconds": round(train, 3),
+        "overhead_seconds": round(busy - train, 3),
+        "overhead_seconds_per_job": round((busy - train) / n, 4) if n else 0.0,
+        "overhead_seconds_per_job_median": round(median, 4),
+    }
 
 
 def summary_dict(outcome: SweepOutcome, metric: str, mode: str, name: str = "hydra-hpo") -> dict:
@@ -69,6 +93,7 @@ def summary_dict(outcome: SweepOutcome, metric: str, mode: str, name: str = "hyd
         "wallclock_seconds": round(outcome.wallclock, 3),
         "worker_utilization": round(outcome.utilization, 4),
         "n_workers": outcome.n_workers,
+        **time_split(outcome),
         "stop_reason": outcome.stop_reason,
         **outcome.extra,
     }

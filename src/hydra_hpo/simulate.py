@@ -34,6 +34,10 @@ CONF_DIR_ENV = "HYDRA_HPO_CONF_DIR"
 METRIC = "validation_error"
 # With a time or epoch budget and no trial budget, the budget alone ends the sweep.
 UNBOUNDED_TRIALS = 10**9
+# Seconds a job (segment) costs besides its epochs: the median CPU seconds a warm joblib worker spent per job
+# outside its epochs in benchmarks/segment_overhead.py (digits MLP, 2026-11-29), CPU seconds as the table's
+# elapsed are. conf/simulate.yaml and benchmarks/compare.py use it.
+DEFAULT_JOB_OVERHEAD_SECONDS = 0.43
 
 
 def conf_dir() -> Path:
@@ -55,13 +59,15 @@ def simulate(
     output_dir: str | os.PathLike | None = None,
     plots: bool = False,
     initial_config: Mapping[str, Any] | None = None,
+    job_overhead_seconds: float = 0.0,
 ) -> SweepOutcome:
     """Run the sweep ``hpo`` (the ``hpo`` config group as a plain mapping) on ``table``.
 
     Arguments other than ``hpo``, ``space`` and ``table`` override ``hpo``'s settings when given.
     ``r_max`` defaults to the table's number of epochs. With ``output_dir`` the journal (not fsynced),
     trials.csv, optimization_results.yaml and, with ``plots``, incumbent.png and curves.png are written
-    there; all times in them are simulated seconds.
+    there; all times in them are simulated seconds. ``job_overhead_seconds`` is charged on every job
+    (segment) before its first epoch (the command line defaults to ``DEFAULT_JOB_OVERHEAD_SECONDS``).
     """
     overrides = {"n_workers": n_workers, "seed": seed, "budget_seconds": budget_seconds,
                  "budget_epochs": budget_epochs, "n_trials": n_trials}
@@ -77,7 +83,8 @@ def simulate(
             raise SettingsError("hpo.initial_config=true needs an initial configuration (initial_config=...)")
         initial = space.select(initial_config)
 
-    executor = SimulatedExecutor(table, space, settings.n_workers, metric=METRIC)
+    executor = SimulatedExecutor(table, space, settings.n_workers, metric=METRIC,
+                                 job_overhead_seconds=job_overhead_seconds)
     journal = None
     if output_dir is not None:
         journal = Journal(Path(output_dir) / JOURNAL_NAME, durable=False)
@@ -89,7 +96,8 @@ def simulate(
                         fingerprint=fingerprint)
     outcome = tuner.run()
     outcome.extra.update({"clock": "simulated", "table": str(table.path) if table.path else None,
-                          "searcher": settings.searcher, "scheduler": settings.scheduler})
+                          "searcher": settings.searcher, "scheduler": settings.scheduler,
+                          "job_overhead_seconds": float(job_overhead_seconds)})
     if outcome.best is not None:  # the recorded row that stood in for the best configuration
         outcome.extra["best_table_row"] = table.lookup_index(outcome.trials[outcome.best.trial_id].config, space)
     if output_dir is not None:
@@ -151,6 +159,7 @@ def run_from_config(config: Mapping[str, Any], output_dir: str | os.PathLike | N
         budget_seconds=config.get("budget_seconds"), budget_epochs=config.get("budget_epochs"), n_trials=n_trials,
         output_dir=config.get("output_dir") or output_dir, plots=bool(config.get("plots", True)),
         initial_config=config.get("initial_config"),
+        job_overhead_seconds=float(config.get("job_overhead_seconds") or 0.0),
     )
     print(summary_text(outcome))
     if output_dir is not None or config.get("output_dir"):

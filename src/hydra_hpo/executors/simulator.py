@@ -3,7 +3,8 @@
 Jobs "run" on ``n_workers`` simulated workers: a job that trains a configuration from
 ``previous_resource`` to ``resource`` epochs takes ``elapsed[resource-1] - elapsed[previous_resource-1]``
 simulated seconds of the configuration's table row (a promoted trial resumes from its checkpoint, so it
-pays only the extra epochs) and reports ``val_error[resource-1]``. Nothing sleeps: ``wait`` jumps the
+pays only the extra epochs) plus ``job_overhead_seconds`` before its first epoch (a real job's start-up:
+launch, Hydra job set-up, Trainer, checkpoint restore and saves), and reports ``val_error[resource-1]``. Nothing sleeps: ``wait`` jumps the
 clock to the next finish, so hours of tuning replay in seconds through the same tuner, scheduler and
 searcher code as a real sweep.
 """
@@ -47,10 +48,16 @@ class SimulatedExecutor(Executor):
     finish (ties broken by ``job_idx``) and returns every job finishing at exactly that time.
     ``assignments`` lists where and when each job ran, in submission order; ``epoch_results`` the
     simulated time at which each epoch of a finished job ended and its validation error.
+    Every job holds its worker ``job_overhead_seconds`` before its first epoch starts; its result's
+    ``seconds`` are the training seconds alone.
     """
 
-    def __init__(self, table: Table, space: SearchSpace, n_workers: int, metric: str = "validation_error") -> None:
+    def __init__(self, table: Table, space: SearchSpace, n_workers: int, metric: str = "validation_error",
+                 job_overhead_seconds: float = 0.0) -> None:
         super().__init__(n_workers)
+        if not float(job_overhead_seconds) >= 0:
+            raise ValueError(f"job_overhead_seconds={job_overhead_seconds!r}: must be >= 0 seconds")
+        self.job_overhead = float(job_overhead_seconds)
         self.table = table
         self.space = space
         self.metric = metric
@@ -79,7 +86,7 @@ class SimulatedExecutor(Executor):
             float(elapsed[job.previous_resource - 1]) if job.previous_resource > 0 else 0.0
         )
         worker = heapq.heappop(self._free)
-        finish = self.now + duration
+        finish = self.now + self.job_overhead + duration
         heapq.heappush(self._running, _Running(finish, job.job_idx, worker, self.now, row, job))
         self.assignments.append(Assignment(job.job_idx, job.trial_id, worker, self.now, finish))
 
@@ -100,7 +107,8 @@ class SimulatedExecutor(Executor):
             self._record_epochs(running)
             results.append(
                 JobResult(
-                    job=job, status=COMPLETED, value=value, curve=curve, seconds=running.finish - running.start,
+                    job=job, status=COMPLETED, value=value, curve=curve,
+                    seconds=running.finish - running.start - self.job_overhead,
                     started=running.start, finished=running.finish, metrics={self.metric: value},
                 )
             )
@@ -111,7 +119,7 @@ class SimulatedExecutor(Executor):
         job = running.job
         offset = float(elapsed[job.previous_resource - 1]) if job.previous_resource > 0 else 0.0
         for epoch in range(job.previous_resource, job.resource):
-            self.epoch_results.append((running.start + float(elapsed[epoch]) - offset,
+            self.epoch_results.append((running.start + self.job_overhead + float(elapsed[epoch]) - offset,
                                        float(self.table.val_error[running.row, epoch])))
 
     def anytime_trace(self) -> list[tuple[float, float]]:
@@ -139,7 +147,8 @@ class SimulatedExecutor(Executor):
             running = heapq.heappop(self._running)
             heapq.heappush(self._free, running.worker)
             results.append(
-                JobResult(job=running.job, status=INTERRUPTED, seconds=self.now - running.start,
+                JobResult(job=running.job, status=INTERRUPTED,
+                          seconds=max(0.0, self.now - running.start - self.job_overhead),
                           started=running.start, finished=self.now, error="sweep stopped")
             )
         return results

@@ -54,6 +54,9 @@ class CurveRecorder(Checkpoint):
         self.epoch_seconds: list[float] = []
         self.epoch_metrics: list[dict[str, float]] = []
         self.epochs_at_start = 0
+        self.save_seconds = 0.0  # this job's time in saving last.ckpt (overhead, not training)
+        self.cpu_seconds = 0.0  # this process's CPU time in this job's epochs (unaffected by other processes)
+        self.train_started: float | None = None  # perf_counter when the fit loop began (after any restore)
         self._epoch_started: float | None = None
 
     STATE_KEY = "hydra_hpo.CurveRecorder"
@@ -89,11 +92,17 @@ class CurveRecorder(Checkpoint):
             seconds += time.perf_counter() - self._epoch_started
         return seconds
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.train_started = time.perf_counter()
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_cpu_started = time.process_time()
         self._epoch_started = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         elapsed = time.perf_counter() - self._epoch_started if self._epoch_started is not None else 0.0
+        if self._epoch_started is not None:
+            self.cpu_seconds += time.process_time() - self._epoch_cpu_started
         self._epoch_started = None
         metrics = scalar_metrics(trainer.callback_metrics)
         if self.metric not in metrics:
@@ -106,7 +115,9 @@ class CurveRecorder(Checkpoint):
         if not math.isfinite(metrics[self.metric]):
             raise Diverged(f"{self.metric} is {metrics[self.metric]} after epoch {len(self.curve)}")
         if self.checkpoint_dir is not None:
+            saving = time.perf_counter()
             save_checkpoint_atomically(trainer, self.checkpoint_dir / LAST_CHECKPOINT)
+            self.save_seconds += time.perf_counter() - saving
 
 
 def save_checkpoint_atomically(trainer: L.Trainer, path: Path) -> None:

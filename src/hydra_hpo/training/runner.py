@@ -24,6 +24,8 @@ from hydra_hpo.training.resultfile import write_result
 
 log = logging.getLogger(__name__)
 
+_jobs_in_process = 0  # jobs this process has run: 1 marks a cold start (imports, dataset load)
+
 
 def job_output_dir() -> Path:
     """The Hydra job's ``runtime.output_dir`` when Hydra runs this job, else the working directory."""
@@ -63,12 +65,28 @@ def quiet_lightning() -> Iterator[None]:
             logger.setLevel(level)
 
 
+class PhaseTimer:
+    """Wall-clock seconds of a job's phases: ``mark(name)`` charges the time since the previous mark to ``name``."""
+
+    def __init__(self, started: float | None = None) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter() if started is None else started
+
+    def mark(self, name: str) -> float:
+        """Charge the time since the last mark to ``name``; returns now (perf_counter)."""
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self._last
+        self._last = now
+        return now
+
+
 def _recorded_state(checkpoint: Path) -> dict[str, Any]:
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     return state.get("callbacks", {}).get(CurveRecorder.STATE_KEY, {"curve": [], "epoch_seconds": []})
 
 
-def _result(cfg: DictConfig, recorder: CurveRecorder, status: str, error: str | None, seconds: float) -> dict:
+def _result(cfg: DictConfig, recorder: CurveRecorder, status: str, error: str | None, seconds: float,
+            job_seconds: float, phases: dict[str, float]) -> dict:
     curve = list(recorder.curve)
     value = curve[-1] if curve and status == COMPLETED else math.nan
     return {
@@ -80,6 +98,16 @@ def _result(cfg: DictConfig, recorder: CurveRecorder, status: str, error: str | 
         "epochs": len(curve),
         "epochs_trained": len(curve) - recorder.epochs_at_start,
         "seconds": seconds,
+        "train_seconds": seconds,
+        "job_seconds": job_seconds,
+        "overhead_seconds": max(0.0, job_seconds - seconds),
+        "phases": {name: round(value, 6) for name, value in phases.items()},
+        "process_job": _jobs_in_process,
+        # CPU seconds, which other processes on a busy machine do not inflate: this job's epochs, and this
+        # process's total so far (a warm worker's CPU per job is the difference between consecutive jobs)
+        "train_cpu_seconds": recorder.cpu_seconds,
+        "process_cpu_seconds": time.process_time(),
+        "pid": os.getpid(),
         "status": status,
         "error": error,
         "trial_id": cfg.trial.get("id"),
@@ -88,7 +116,7 @@ def _result(cfg: DictConfig, recorder: CurveRecorder, status: str, error: str | 
     }
 
 
-def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard) -> None:
+def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard, phases: PhaseTimer) -> None:
     check_cuda_process()  # a reused worker cannot move CUDA to this job's GPUs: fail loudly, not share one
     threads = cfg.get("threads")
     if threads:  # intra-op threads; 1 suits tiny models and parallel workers (oversubscribed cores crawl)
@@ -105,11 +133,27 @@ def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard) -> None:
             recorder.epoch_seconds = recorder.epoch_seconds[:max_epochs]
             recorder.epoch_metrics = recorder.epoch_metrics[:max_epochs]
             recorder.epochs_at_start = len(recorder.curve)
+            phases.mark("setup")
             return
+    phases.mark("setup")
     datamodule = instantiate(cfg.data)
+    phases.mark("data")
     model = instantiate(cfg.model)
+    phases.mark("model")
     trainer = make_trainer(cfg.trainer, [guard, recorder])
-    trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+    fit_started = phases.mark("trainer")
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+    finally:
+        fit_seconds = phases.mark("fit") - fit_started
+        # split fit: Lightning's setup and checkpoint restore, epochs (training and validation), checkpoint saves
+        start = (recorder.train_started - fit_started) if recorder.train_started is not None else fit_seconds
+        epochs = recorder.job_seconds()
+        del phases.seconds["fit"]
+        phases.seconds["fit_start_and_restore"] = start
+        phases.seconds["epochs"] = epochs
+        phases.seconds["checkpoint_save"] = recorder.save_seconds
+        phases.seconds["fit_other"] = max(0.0, fit_seconds - start - epochs - recorder.save_seconds)
     if not recorder.curve:
         raise MetricMissing(f"metric {cfg.metric!r} not produced: no training epoch finished")
 
@@ -118,10 +162,16 @@ def train(cfg: DictConfig) -> float:
     """Train one trial (segment) as configured, write ``result.json`` and return the metric's final value.
 
     Resumes from ``<trial.checkpoint_dir>/last.ckpt`` when it exists and trains up to ``trainer.max_epochs``,
-    saving ``last.ckpt`` after every epoch. Returns NaN for a diverged run; raises (after writing the result)
+    saving ``last.ckpt`` after every epoch. ``result.json`` carries ``train_seconds`` (this job's epochs,
+    each with its validation) and ``job_seconds`` (from entering this function to writing the result), with
+    ``phases``: where the job's time went. Returns NaN for a diverged run; raises (after writing the result)
     when the run failed, timed out, or did not log ``cfg.metric``.
     """
+    global _jobs_in_process
+    _jobs_in_process += 1
     started = time.monotonic()
+    job_started = time.perf_counter()
+    phases = PhaseTimer(job_started)
     output_dir = job_output_dir()
     checkpoint_dir = cfg.trial.get("checkpoint_dir")
     recorder = CurveRecorder(cfg.metric, Path(checkpoint_dir).resolve() if checkpoint_dir else None)
@@ -131,11 +181,13 @@ def train(cfg: DictConfig) -> float:
         message = None if error is None else f"{type(error).__name__}: {error}"
         if isinstance(error, JobConfigError):  # the sweeper shows it to the user as it is
             message = str(error)
-        write_result(output_dir, _result(cfg, recorder, status, message, recorder.job_seconds()))
+        job_seconds = phases.mark("result") - job_started
+        write_result(output_dir, _result(cfg, recorder, status, message, recorder.job_seconds(), job_seconds,
+                                         phases.seconds))
 
     try:
         with quiet_lightning():
-            _fit(cfg, recorder, guard)
+            _fit(cfg, recorder, guard, phases)
     except Diverged as error:
         log.warning("trial %s diverged: %s", cfg.trial.get("id"), error)
         report(DIVERGED, error)

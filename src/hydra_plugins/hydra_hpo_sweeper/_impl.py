@@ -211,9 +211,11 @@ class HPOSweeperImpl(Sweeper):
                      outcome.best.resource, summary["best_params"])
             log.info("Rerun it: python train.py --config-path %s --config-name %s", sweep_dir.resolve(),
                      BEST_CONFIG.removesuffix(".yaml"))
-        log.info("Summary: %s, %s; %d trials, %d failed, %d epochs, utilization %.2f", sweep_dir / RESULTS_YAML,
+        log.info("Summary: %s, %s; %d trials, %d failed, %d epochs, utilization %.2f; %d jobs busy %.1f s: "
+                 "training %.1f s, overhead %.1f s (median %.2f s per job)", sweep_dir / RESULTS_YAML,
                  sweep_dir / TRIALS_CSV, len(outcome.trials), outcome.failures, outcome.epochs_total,
-                 outcome.utilization)
+                 outcome.utilization, summary["n_jobs"], summary["busy_seconds"], summary["train_seconds"],
+                 summary["overhead_seconds"], summary["overhead_seconds_per_job_median"])
         if outcome.fatal is not None:
             raise outcome.fatal
         if outcome.interrupted:
