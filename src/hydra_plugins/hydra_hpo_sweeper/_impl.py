@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hydra_hpo.executors.hydra_jobs import JobOverrides, ResultCollector, override_key
 from hydra_hpo.executors.hydra_launcher import HydraAsyncExecutor, HydraBatchExecutor
+from hydra_hpo.executors.ray_support import ray_session
 from hydra_hpo.journal import JOURNAL_NAME, Journal, JournalError
 from hydra_hpo.records import TrialRecord
 from hydra_hpo.atomic import atomic_write_text
@@ -146,7 +147,8 @@ class HPOSweeperImpl(Sweeper):
                      "use hydra/launcher=joblib or submitit_local for parallel, asynchronous jobs", settings.n_workers)
         log.info("hydra-hpo: %s search, %s scheduler, %d trials, %d workers, sweep dir %s", settings.searcher,
                  settings.scheduler, settings.n_trials, settings.n_workers, sweep_dir)
-        outcome = tuner.run()
+        with ray_session(self.launcher):  # hydra/launcher=ray: one Ray instance per sweep, before any job
+            outcome = tuner.run()
         self._finish(outcome, plan, sweep_dir)
         return outcome
 
