@@ -145,3 +145,40 @@ def test_interrupted_ray_sweep_resumes(tmp_path, ray_dir):
     summary = OmegaConf.load(sweep / "optimization_results.yaml")
     assert summary.n_trials == 6 and summary.n_failures == 0, summary
     assert not ray_processes(ray_dir)
+
+
+def test_killed_ray_sweep_resumes(tmp_path, ray_dir):
+    # The sweeper is killed outright (SIGKILL, as by the OOM killer) while trial 3 runs: nothing of ours can
+    # run, Ray's head processes and workers end with their driver, and a resumed sweep starts a new Ray
+    # instance and finishes every trial. (Ray leaves its dashboard and runtime-env agents behind in that case;
+    # the test ends them.)
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, str(STUB), "-m", f"hydra.sweep.dir={sweep}", *ray_overrides(ray_dir), "hpo.n_workers=2",
+           "hpo.n_trials=6", "+behaviour.3=hang", "+hang_seconds=120"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: len(finished_trials(sweep / "journal.jsonl")) >= 2
+                          and (sweep / "trial_3.started").exists(), 240), "the sweep made no progress"
+        proc.kill()
+        proc.wait(timeout=60)
+        # Ray's head (raylet, GCS) and its workers, the hanging trial's included, end with the driver
+        assert wait_until(lambda: not [p for p in ray_processes(ray_dir) if not _is_agent(p)], 60), \
+            f"Ray processes outlived the killed sweep: {ray_processes(ray_dir)}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in ray_processes(ray_dir):  # what Ray left behind: its agents
+            os.kill(pid, signal.SIGTERM)
+
+    run_stub(sweep, *ray_overrides(ray_dir), "hpo.n_workers=2", "hpo.n_trials=6", "hpo.resume=true",
+             "+behaviour.3=run")
+    summary = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert summary.n_trials == 6 and summary.n_failures == 0, summary
+    assert summary.trial_statuses.completed == 6, summary
+
+
+def _is_agent(pid: int) -> bool:
+    try:
+        return "Agent" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    except OSError:
+        return False
