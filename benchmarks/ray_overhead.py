@@ -56,7 +56,9 @@ def run_sweep(launcher: str, src: Path, extra: list[str], workdir: Path) -> dict
     error = None
     if done.returncode != 0:
         lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-        error = next((line for line in reversed(lines) if "Error" in line or "error" in line), lines[-1] if lines else "")
+        marks = ("Failed to connect", "Error:", "Error ", "Traceback")
+        error = next((line for line in reversed(lines) if any(m in line for m in marks)), lines[-1] if lines else "")
+        error = error[error.find("]") + 1:].strip() if "Failed to connect" in error else error
     jobs = []
     journal = sweep_dir / "journal.jsonl"
     for line in journal.read_text().splitlines() if journal.exists() else []:
