@@ -3,6 +3,7 @@
     python benchmarks/ray_overhead.py                                  # ray and joblib, 3 repeats
     python benchmarks/ray_overhead.py --repeats 2 --baseline-src /work/main/src   # before/after, same run
     python benchmarks/ray_overhead.py --startup 3                      # also time ray.init/shutdown alone
+    python benchmarks/ray_overhead.py --launchers ray_gpu,ray_gpu_reuse --repeats 2  # GPU tasks (logical GPUs)
 
 Each repeat runs the issue's sweep once per launcher in a fresh process (``train.py -m hpo=asha model=mlp
 search_space=mlp hpo.n_workers=2 hpo.n_trials=8 trainer.max_epochs=4``; joblib with ``n_jobs=2``, Ray
@@ -36,6 +37,14 @@ SWEEP = ["hpo=asha", "model=mlp", "search_space=mlp", f"hpo.n_workers={N_WORKERS
 LAUNCHERS = {
     "joblib": ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={N_WORKERS}"],
     "ray": ["hydra/launcher=ray", f"+hydra.launcher.ray.init.num_cpus={N_WORKERS}"],
+    # one (logical: Ray needs no real device to schedule them) GPU per job; Ray's default for GPU tasks is
+    # max_calls=1, a new worker process per job ...
+    "ray_gpu": ["hydra/launcher=ray", f"+hydra.launcher.ray.init.num_cpus={N_WORKERS}",
+                f"+hydra.launcher.ray.init.num_gpus={N_WORKERS}", "+hydra.launcher.ray.remote.num_gpus=1"],
+    # ... unless max_calls=0 (no limit) keeps reusing them
+    "ray_gpu_reuse": ["hydra/launcher=ray", f"+hydra.launcher.ray.init.num_cpus={N_WORKERS}",
+                      f"+hydra.launcher.ray.init.num_gpus={N_WORKERS}", "+hydra.launcher.ray.remote.num_gpus=1",
+                      "+hydra.launcher.ray.remote.max_calls=0"],
 }
 
 
@@ -44,7 +53,7 @@ def run_sweep(launcher: str, src: Path, extra: list[str], workdir: Path) -> dict
     sweep_dir = workdir / f"{launcher}-{time.monotonic_ns()}"
     overrides = list(LAUNCHERS[launcher])
     ray_tmp = None
-    if launcher == "ray":  # short path: Ray's socket paths must stay under 108 characters
+    if launcher.startswith("ray"):  # short path: Ray's socket paths must stay under 108 characters
         ray_tmp = Path(tempfile.mkdtemp(prefix="ro", dir="/tmp"))
         overrides.append(f"+hydra.launcher.ray.init._temp_dir={ray_tmp}")
     env = {**os.environ, "PYTHONPATH": str(src), "HYDRA_FULL_ERROR": "1"}

@@ -98,6 +98,17 @@ def test_ray_session_starts_ray_once_and_shuts_it_down(ray_dir):
         ray.shutdown()
 
 
+def test_wrong_ray_init_key_is_one_clear_error(ray_dir):
+    from hydra_hpo.errors import UserError
+
+    launcher = make_launcher(ray_dir)
+    launcher.ray_cfg.init.bogus_key = 1
+    with pytest.raises(UserError, match=r"hydra\.launcher\.ray\.init=.*bogus_key"):
+        with ray_session(launcher):
+            pass
+    assert not ray.is_initialized()
+
+
 def test_async_sweep_on_ray_reuses_workers_and_shuts_down(tmp_path, ray_dir):
     # Before ray_session, the two first launches raced to start Ray and one trial failed with "Perhaps you
     # called ray.init twice by accident?". Trial 0 waits until trial 2 has started: jobs overlap without a

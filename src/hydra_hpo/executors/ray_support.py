@@ -15,6 +15,8 @@ import contextlib
 import logging
 from typing import Any, Iterator
 
+from hydra_hpo.errors import UserError
+
 log = logging.getLogger(__name__)
 
 # hydra-ray-launcher sets this default in launch() (a small object store, enough for job configs and returns)
@@ -58,7 +60,11 @@ def ray_session(launcher: Any) -> Iterator[None]:
     if started_here:
         kwargs = ray_init_kwargs(launcher)
         log.info("Starting Ray once for the sweep: ray.init(%s)", ", ".join(f"{k}={v!r}" for k, v in kwargs.items()))
-        ray.init(**kwargs)
+        try:
+            ray.init(**kwargs)
+        except (TypeError, ValueError, RuntimeError, ConnectionError) as exc:  # a wrong key or address, mostly
+            raise UserError(f"Ray did not start with hydra.launcher.ray.init={kwargs}: {exc}; see "
+                                "https://docs.ray.io/en/latest/ray-core/api/doc/ray.init.html") from exc
     try:
         yield
     finally:
