@@ -51,12 +51,26 @@ def ray_processes(ray_dir: str) -> list[int]:
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            links = [os.readlink(fd) for fd in (entry / "fd").iterdir()] if ray_dir not in cmdline else []
         except OSError:
             continue
-        if ray_dir in cmdline or any(link.startswith(ray_dir) for link in links):
+        if ray_dir in cmdline or any(path.startswith(ray_dir) for path in open_files(entry)):
             found.append(int(entry.name))
     return found
+
+
+def open_files(proc: Path) -> list[str]:
+    """What a process's file descriptors point to (a descriptor closed meanwhile is skipped)."""
+    paths = []
+    try:
+        fds = list((proc / "fd").iterdir())
+    except OSError:
+        return paths
+    for fd in fds:
+        try:
+            paths.append(os.readlink(fd))
+        except OSError:
+            pass
+    return paths
 
 
 def alive(pid: int) -> bool:
@@ -178,8 +192,8 @@ def test_killed_ray_sweep_resumes(tmp_path, ray_dir):
     finally:
         if proc.poll() is None:
             proc.kill()
-        for pid in ray_processes(ray_dir):  # what Ray left behind: its agents
-            os.kill(pid, signal.SIGTERM)
+        for pid in ray_processes(ray_dir):  # what Ray left behind: its agents (they may ignore SIGTERM)
+            os.kill(pid, signal.SIGKILL)
 
     run_stub(sweep, *ray_overrides(ray_dir), "hpo.n_workers=2", "hpo.n_trials=6", "hpo.resume=true",
              "+behaviour.3=run")
