@@ -64,7 +64,7 @@ def ray_session(launcher: Any) -> Iterator[None]:
             ray.init(**kwargs)
         except (TypeError, ValueError, RuntimeError, ConnectionError) as exc:  # a wrong key or address, mostly
             raise UserError(f"Ray did not start with hydra.launcher.ray.init={kwargs}: {exc}; see "
-                                "https://docs.ray.io/en/latest/ray-core/api/doc/ray.init.html") from exc
+                            "https://docs.ray.io/en/latest/ray-core/api/doc/ray.init.html") from exc
     try:
         yield
     finally:
