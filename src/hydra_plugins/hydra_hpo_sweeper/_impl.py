@@ -18,6 +18,7 @@ from hydra_hpo.executors.hydra_jobs import JobOverrides, ResultCollector, overri
 from hydra_hpo.executors.hydra_launcher import HydraAsyncExecutor, HydraBatchExecutor
 from hydra_hpo.executors.launcher_devices import gpu_setup
 from hydra_hpo.executors.job_process import JOBS_DIR, JobProcessCallback, JobProcesses
+from hydra_hpo.executors.ray_support import ray_session
 from hydra_hpo.journal import JOURNAL_NAME, Journal, JournalError
 from hydra_hpo.records import TrialRecord
 from hydra_hpo.atomic import atomic_write_text
@@ -171,7 +172,7 @@ class HPOSweeperImpl(Sweeper):
         if devices is not None:
             log.info("GPUs %s: %d per trial, up to %d trial(s) per GPU (CUDA_VISIBLE_DEVICES per job; 0: hidden)",
                      ",".join(devices.plan.devices), devices.plan.gpus_per_trial, devices.plan.trials_per_gpu)
-        with progress:
+        with ray_session(self.launcher), progress:  # hydra/launcher=ray: one Ray instance per sweep
             outcome = tuner.run()
         self._finish(outcome, plan, sweep_dir)
         return outcome
