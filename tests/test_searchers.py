@@ -58,8 +58,9 @@ def test_global_rngs_untouched(name: str) -> None:
     torch.manual_seed(123)
     before = (np.random.get_state(), random.getstate(), torch.get_rng_state())
     searcher = build_searcher(name, mixed_space(), seed=0)
-    draw(searcher, 30)
-    searcher.observe({}, 1, 0.5)
+    for trial_id in range(30):
+        searcher.ask(trial_id)
+        searcher.observe(trial_id, 1, 0.5 + trial_id)
     np_state, py_state, torch_state = before
     after_np = np.random.get_state()
     assert after_np[0] == np_state[0] and np.array_equal(after_np[1], np_state[1])

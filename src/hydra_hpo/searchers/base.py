@@ -1,4 +1,6 @@
-"""The searcher interface: ask/tell. A searcher decides *what* configuration to try next."""
+"""The searcher interface. A searcher decides *what* configuration to try next and may learn from
+every result: the scheduler asks it for the configuration of each new trial (``ask``), the tuner tells
+it every job's result at every rung (``observe``)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,12 @@ class Searcher(ABC):
 
     Each searcher owns its random generator (seeded by ``seed``) and never touches the global numpy,
     random or torch generators. ``initial_config``, when given, is the first suggestion.
+
+    What a searcher knows is the sequence of ``ask`` and ``observe`` calls and nothing else, so a
+    resumed sweep that replays its journal (the same calls in the same order) makes the same decisions:
+    ``configs`` (every trial's configuration), ``results`` (per trial, the loss at each resource it
+    reached; ``None`` for a failed job) and ``pending`` (trials asked for that have no result yet:
+    running, so that asynchronous workers do not duplicate each other).
     """
 
     def __init__(
@@ -21,13 +29,41 @@ class Searcher(ABC):
         self.space = space
         self.seed = seed
         self.initial_config = dict(initial_config) if initial_config else None
+        self.configs: dict[int, dict[str, Any]] = {}
+        self.results: dict[int, dict[int, float | None]] = {}
+        self._pending: dict[int, None] = {}  # an ordered set of trial ids
+
+    def ask(self, trial_id: int) -> dict[str, Any] | None:
+        """The configuration of the new trial ``trial_id`` (schedulers call this), or ``None`` when the
+        searcher is exhausted."""
+        if trial_id in self.configs:
+            raise ValueError(f"trial {trial_id} was already given a configuration")
+        config = self.suggest()
+        if config is not None:
+            self.configs[trial_id] = config
+            self._pending[trial_id] = None
+        return config
+
+    def observe(self, trial_id: int, resource: int, loss: float | None) -> None:
+        """A job of trial ``trial_id`` ended at ``resource`` with ``loss`` (minimized; ``None`` when the
+        job failed). The tuner calls this for every job, at every rung."""
+        if trial_id not in self.configs:
+            raise ValueError(f"result of trial {trial_id}, which this searcher never suggested")
+        self._pending.pop(trial_id, None)
+        self.results.setdefault(trial_id, {})[resource] = loss
+
+    @property
+    def pending(self) -> list[int]:
+        """Ids of trials asked for that have reported no result yet, oldest first."""
+        return list(self._pending)
 
     @abstractmethod
     def suggest(self) -> dict[str, Any] | None:
-        """Return the next configuration to try, or ``None`` when the searcher is exhausted."""
+        """The next configuration to try, or ``None`` when the searcher is exhausted.
 
-    def observe(self, config: dict[str, Any], resource: int, loss: float | None) -> None:
-        """Tell the searcher a result: ``loss`` (minimized; ``None`` for a failed job) at ``resource``."""
+        Learning searchers read ``configs``, ``results`` and ``pending``; call ``ask`` rather than this
+        in a sweep, so the searcher knows which trial got the configuration.
+        """
 
 
 class DistinctSearcher(Searcher):
