@@ -137,8 +137,8 @@ def test_empty_space_has_one_configuration(name: str) -> None:
 
 
 def test_build_searcher_errors() -> None:
-    with pytest.raises(ValueError, match=r"hpo.searcher='tpe'.*grid, random, sobol"):
-        build_searcher("tpe", small_space())
+    with pytest.raises(ValueError, match=r"hpo.searcher='bogus'.*grid, random, sobol, tpe"):
+        build_searcher("bogus", small_space())
     with pytest.raises(ValueError, match=r"'random' has no option 'num_points'"):
         build_searcher("random", small_space(), num_points=3)
     assert build_searcher("grid", small_space(), num_points=3).num_points == 3

@@ -12,12 +12,14 @@ from hydra_hpo.searchers.base import Searcher
 from hydra_hpo.searchers.grid import GridSearcher
 from hydra_hpo.searchers.random import RandomSearcher
 from hydra_hpo.searchers.sobol import SobolSearcher
+from hydra_hpo.searchers.tpe import TPESearcher
 from hydra_hpo.space import SearchSpace
 
 SEARCHERS: dict[str, type[Searcher]] = {
     "random": RandomSearcher,
     "grid": GridSearcher,
     "sobol": SobolSearcher,
+    "tpe": TPESearcher,
 }
 
 _COMMON_ARGUMENTS = {"self", "space", "seed", "initial_config"}
@@ -57,6 +59,7 @@ __all__ = [
     "RandomSearcher",
     "Searcher",
     "SobolSearcher",
+    "TPESearcher",
     "build_searcher",
     "searcher_options",
 ]
