@@ -10,7 +10,7 @@ from fakes import FakeExecutor, quadratic
 from hydra_hpo.journal import Journal, JournalError
 from hydra_hpo.resume import ResumeLog
 from hydra_hpo.schedulers import build_scheduler
-from hydra_hpo.searchers import build_searcher
+from hydra_hpo.searchers import SEARCHERS, build_searcher
 from hydra_hpo.space import Float, SearchSpace
 from hydra_hpo.trial import COMPLETED, DIVERGED, FAILED, trial_seed
 from hydra_hpo.tuner import Tuner
@@ -186,7 +186,7 @@ def test_resume_with_a_different_seed_is_refused(tmp_path):
         other.run()
 
 
-@pytest.mark.parametrize("searcher_name", ["random", "grid", "sobol"])
+@pytest.mark.parametrize("searcher_name", sorted(SEARCHERS))
 @pytest.mark.parametrize("scheduler_name", ["fifo", "successive_halving", "hyperband", "asha"])
 def test_every_searcher_plugs_into_every_scheduler(searcher_name, scheduler_name):
     space = SearchSpace({"x": Float("x", 0.0, 1.0)})
