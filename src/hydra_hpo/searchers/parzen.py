@@ -42,10 +42,8 @@ class ParzenEstimator:
         numeric = points[:, self.numeric]
         self.mu = np.vstack([numeric, np.full((1, len(self.numeric)), 0.5)])
         self.sigma = np.vstack([np.full_like(numeric, sigma), np.ones((1, len(self.numeric)))])
-        low = ndtr((0.0 - self.mu) / self.sigma)
-        high = ndtr((1.0 - self.mu) / self.sigma)
-        self._cdf_low, self._cdf_mass = low, high - low
-        self._log_norm = np.log(self.sigma) + _LOG_SQRT_2PI + np.log(self._cdf_mass)
+        mass = ndtr((1.0 - self.mu) / self.sigma) - ndtr((0.0 - self.mu) / self.sigma)
+        self._log_norm = np.log(self.sigma) + _LOG_SQRT_2PI + np.log(mass)
 
         self.tables: list[np.ndarray] = []  # per categorical: (n + 1, k) choice probabilities per kernel
         for j in self.categorical:
@@ -56,14 +54,17 @@ class ParzenEstimator:
             table[n] = 1.0 / k
             self.tables.append(np.log(table / table.sum(axis=1, keepdims=True)))
 
-    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        """``size`` points of the unit cube drawn from the mixture."""
+    def sample(self, rng: np.random.Generator, size: int, bandwidth_factor: float = 1.0) -> np.ndarray:
+        """``size`` points of the unit cube drawn from the mixture, its numeric kernels widened by
+        ``bandwidth_factor`` (BOHB samples candidates with 3 times the bandwidth it ranks them with)."""
         component = rng.choice(len(self.log_weights), size=size, p=np.exp(self.log_weights))
         out = np.empty((size, len(self.n_choices)))
         if self.numeric:
+            mu, sigma = self.mu[component], self.sigma[component] * bandwidth_factor
             # inverse-CDF sampling of the truncated Gaussians
-            u = self._cdf_low[component] + rng.random((size, len(self.numeric))) * self._cdf_mass[component]
-            x = self.mu[component] + self.sigma[component] * ndtri(np.clip(u, 1e-300, 1.0 - 1e-16))
+            low, high = ndtr((0.0 - mu) / sigma), ndtr((1.0 - mu) / sigma)
+            u = low + rng.random((size, len(self.numeric))) * (high - low)
+            x = mu + sigma * ndtri(np.clip(u, 1e-300, 1.0 - 1e-16))
             out[:, self.numeric] = np.clip(x, 0.0, 1.0)
         for j, table in zip(self.categorical, self.tables):
             cumulative = np.cumsum(np.exp(table[component]), axis=1)

@@ -25,7 +25,8 @@ class TPESearcher(DistinctSearcher):
     good density ``l(x)``; the others, failed jobs and the trials still pending (a constant liar: a
     running configuration counts as bad, so workers spread out) form ``g(x)``. ``n_candidates`` points
     drawn from ``l`` are ranked by ``l(x) / g(x)``; the best one not suggested before wins. A fraction
-    ``random_fraction`` of suggestions are random draws regardless (BOHB's safeguard).
+    ``random_fraction`` of suggestions are random draws regardless, and ``bandwidth_factor`` widens the
+    numeric kernels the candidates are drawn with (BOHB's safeguards: 1/3 and 3).
     ``n_startup`` defaults to ``max(10, d + 1)`` for ``d`` parameters.
     """
 
@@ -39,6 +40,7 @@ class TPESearcher(DistinctSearcher):
         n_candidates: int = 24,
         prior_weight: float = 1.0,
         random_fraction: float = 0.0,
+        bandwidth_factor: float = 1.0,
         max_retries: int = 1000,
     ) -> None:
         super().__init__(space, seed, initial_config, max_retries)
@@ -52,11 +54,14 @@ class TPESearcher(DistinctSearcher):
             raise ValueError(f"hpo.searcher option prior_weight={prior_weight!r} must be > 0")
         if not 0.0 <= random_fraction <= 1.0:
             raise ValueError(f"hpo.searcher option random_fraction={random_fraction!r} must be in [0, 1]")
+        if not bandwidth_factor >= 1.0:
+            raise ValueError(f"hpo.searcher option bandwidth_factor={bandwidth_factor!r} must be >= 1")
         self.gamma = float(gamma)
         self.n_startup = int(n_startup) if n_startup is not None else max(10, len(space) + 1)
         self.n_candidates = int(n_candidates)
         self.prior_weight = float(prior_weight)
         self.random_fraction = float(random_fraction)
+        self.bandwidth_factor = float(bandwidth_factor)
         self._rng = np.random.Generator(np.random.PCG64(seed))
         self._n_choices = [len(p.choices) if isinstance(p, Categorical) else 0 for _, p in space.items()]
         self._unit: dict[int, np.ndarray] = {}  # unit-cube point of each trial's configuration
@@ -74,7 +79,7 @@ class TPESearcher(DistinctSearcher):
             below = ParzenEstimator(self._points(good), self._n_choices, self.prior_weight)
             above = ParzenEstimator(self._points(bad), self._n_choices, self.prior_weight)
             for _ in range(_MODEL_BATCHES):
-                candidates = below.sample(self._rng, self.n_candidates)
+                candidates = below.sample(self._rng, self.n_candidates, self.bandwidth_factor)
                 score = below.log_pdf(candidates) - above.log_pdf(candidates)
                 for index in np.argsort(-score, kind="stable"):
                     config = self.space.from_unit(candidates[index])
