@@ -103,3 +103,38 @@ class DistinctSearcher(Searcher):
                 self._seen.add(key)
                 return config
         return None
+
+
+class ModelBasedSearcher(DistinctSearcher):
+    """A distinct searcher that models the results of one resource: the highest rung with at least
+    ``n_startup`` results (as BOHB). With one resource (the fifo scheduler) that is every result, and
+    before ``n_startup`` results the model is off (random start-up draws, ``_draw``)."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        initial_config: dict[str, Any] | None = None,
+        n_startup: int | None = None,
+        max_retries: int = 1000,
+    ) -> None:
+        super().__init__(space, seed, initial_config, max_retries)
+        if n_startup is not None and (isinstance(n_startup, bool) or int(n_startup) != n_startup or n_startup < 2):
+            raise ValueError(f"hpo.searcher option n_startup={n_startup!r} must be an int >= 2 (or null)")
+        self.n_startup = int(n_startup) if n_startup is not None else max(10, len(space) + 1)
+
+    def model_resource(self) -> int | None:
+        """The highest resource with at least ``n_startup`` results (the model's rung), or ``None``."""
+        counts: dict[int, int] = {}
+        for by_resource in self.results.values():
+            for resource in by_resource:
+                counts[resource] = counts.get(resource, 0) + 1
+        enough = [resource for resource, count in counts.items() if count >= self.n_startup]
+        return max(enough) if enough else None
+
+    def losses_at(self, resource: int) -> list[tuple[float, int]]:
+        """``(loss, trial_id)`` of every result at ``resource``, best first (ties: older trial first);
+        a failed job's loss is ``inf``."""
+        losses = [(by_resource[resource] if by_resource[resource] is not None else float("inf"), trial_id)
+                  for trial_id, by_resource in self.results.items() if resource in by_resource]
+        return sorted(losses)

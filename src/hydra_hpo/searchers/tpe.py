@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from hydra_hpo.searchers.base import DistinctSearcher
+from hydra_hpo.searchers.base import ModelBasedSearcher
 from hydra_hpo.searchers.parzen import ParzenEstimator
 from hydra_hpo.space import Categorical, SearchSpace
 
@@ -16,7 +16,7 @@ from hydra_hpo.space import Categorical, SearchSpace
 _MODEL_BATCHES = 4
 
 
-class TPESearcher(DistinctSearcher):
+class TPESearcher(ModelBasedSearcher):
     """Multivariate TPE on the space's unit cube (see :class:`ParzenEstimator`).
 
     The model is fitted on the results of the highest resource (rung) that has at least ``n_startup``
@@ -43,11 +43,9 @@ class TPESearcher(DistinctSearcher):
         bandwidth_factor: float = 1.0,
         max_retries: int = 1000,
     ) -> None:
-        super().__init__(space, seed, initial_config, max_retries)
+        super().__init__(space, seed, initial_config, n_startup, max_retries)
         if not 0.0 < gamma < 1.0:
             raise ValueError(f"hpo.searcher option gamma={gamma!r} must be between 0 and 1")
-        if n_startup is not None and (isinstance(n_startup, bool) or int(n_startup) != n_startup or n_startup < 2):
-            raise ValueError(f"hpo.searcher option n_startup={n_startup!r} must be an int >= 2 (or null)")
         if int(n_candidates) != n_candidates or n_candidates < 1:
             raise ValueError(f"hpo.searcher option n_candidates={n_candidates!r} must be an int >= 1")
         if not prior_weight > 0:
@@ -57,7 +55,6 @@ class TPESearcher(DistinctSearcher):
         if not bandwidth_factor >= 1.0:
             raise ValueError(f"hpo.searcher option bandwidth_factor={bandwidth_factor!r} must be >= 1")
         self.gamma = float(gamma)
-        self.n_startup = int(n_startup) if n_startup is not None else max(10, len(space) + 1)
         self.n_candidates = int(n_candidates)
         self.prior_weight = float(prior_weight)
         self.random_fraction = float(random_fraction)
@@ -89,25 +86,13 @@ class TPESearcher(DistinctSearcher):
                         return config
         return super().suggest()  # random, distinct draws (None once a small space is exhausted)
 
-    def model_resource(self) -> int | None:
-        """The highest resource with at least ``n_startup`` results (the model's rung), or ``None``."""
-        counts: dict[int, int] = {}
-        for by_resource in self.results.values():
-            for resource in by_resource:
-                counts[resource] = counts.get(resource, 0) + 1
-        enough = [resource for resource, count in counts.items() if count >= self.n_startup]
-        return max(enough) if enough else None
-
     def split(self) -> tuple[list[int], list[int]] | None:
         """Trial ids of the good and the bad observations at ``model_resource()``; ``None`` before it has
         a model. Failed results rank last; pending trials join the bad ones."""
         resource = self.model_resource()
         if resource is None:
             return None
-        losses = [(loss if loss is not None else math.inf, trial_id)
-                  for trial_id, by_resource in self.results.items()
-                  if resource in by_resource for loss in (by_resource[resource],)]
-        losses.sort()
+        losses = self.losses_at(resource)
         n_good = max(1, math.ceil(self.gamma * len(losses)))
         good = [trial_id for _, trial_id in losses[:n_good]]
         bad = [trial_id for _, trial_id in losses[n_good:]] + self.pending
