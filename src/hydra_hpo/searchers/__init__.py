@@ -9,6 +9,7 @@ import inspect
 from typing import Any
 
 from hydra_hpo.searchers.base import Searcher
+from hydra_hpo.searchers.gp import GPSearcher
 from hydra_hpo.searchers.grid import GridSearcher
 from hydra_hpo.searchers.random import RandomSearcher
 from hydra_hpo.searchers.sobol import SobolSearcher
@@ -18,6 +19,7 @@ from hydra_hpo.space import SearchSpace
 SEARCHERS: dict[str, type[Searcher]] = {
     "random": RandomSearcher,
     "grid": GridSearcher,
+    "gp": GPSearcher,
     "sobol": SobolSearcher,
     "tpe": TPESearcher,
 }
@@ -55,6 +57,7 @@ def build_searcher(
 
 __all__ = [
     "SEARCHERS",
+    "GPSearcher",
     "GridSearcher",
     "RandomSearcher",
     "Searcher",
