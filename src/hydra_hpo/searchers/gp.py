@@ -78,6 +78,7 @@ class GPSearcher(ModelBasedSearcher):
         self._sobol = qmc.Sobol(d=max(1, len(space)), scramble=True, rng=np.random.default_rng(seed))
         self._kernel: Any = None  # fitted kernel hyperparameters, reused until the data grows
         self._fitted_on = 0
+        self._encoded: dict[int, np.ndarray] = {}  # features of each trial's configuration
 
     def _draw(self) -> dict[str, Any]:
         return self.space.sample(self._rng)
@@ -108,7 +109,10 @@ class GPSearcher(ModelBasedSearcher):
         y = np.array([loss if math.isfinite(loss) else worst for loss, _ in keep] + [worst] * len(self.pending))
         shift, scale = float(np.mean(y)), float(np.std(y)) or 1.0
         y = (y - shift) / scale
-        x = self.space.encode_many([self.configs[trial_id] for trial_id in ids])
+        for trial_id in ids:
+            if trial_id not in self._encoded:
+                self._encoded[trial_id] = self.space.encode(self.configs[trial_id])
+        x = np.stack([self._encoded[trial_id] for trial_id in ids])
         if self._kernel is None or len(losses) >= (1 + self.refit_growth) * self._fitted_on:
             self._fitted_on = len(losses)
             n_fit = min(len(keep), _HYPER_POINTS)  # the best and the most recent, as kept above
