@@ -65,6 +65,9 @@ OURS: dict[str, list[str]] = {
     "asha": ["hpo=asha"],
     "asha_stopping": ["hpo=asha", "hpo.type=stopping"],
     "asha_d2l": ["hpo=asha", "hpo.r_min=2", "hpo.eta=2"],  # d2l 19.5's rungs (2, 4, 8, ...)
+    "tpe": ["hpo=tpe"],
+    "bohb": ["hpo=bohb"],
+    "gp": ["hpo=gp"],
 }
 OPTUNA = ("optuna_tpe_hyperband", "optuna_random_sh")
 QUANTILES = (0.10, 0.05, 0.01)

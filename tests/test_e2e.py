@@ -197,3 +197,22 @@ def test_asha_with_joblib_promotes_trials_that_continue_their_curves(tmp_path):
     for segments in promoted:
         for earlier, later in zip(segments, segments[1:]):
             assert later["curve"][: len(earlier["curve"])] == earlier["curve"]
+
+
+@pytest.mark.parametrize("preset", ["bohb", "tpe"])
+def test_model_based_preset_sweeps_and_resumes_with_its_decisions(tmp_path, preset):
+    """The model is on after 3 results; a resumed sweep with a larger budget replays the recorded trials
+    (the tuner checks each replayed configuration against the journal) and adds new ones."""
+    sweep = tmp_path / "sweep"
+    common = ["-m", f"hpo={preset}", "hpo.n_workers=2", "hpo.searcher_options.n_startup=3", "trainer=fast",
+              "trainer.max_epochs=3", "model=mlp", "search_space=mlp", "hydra/launcher=joblib",
+              "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]
+    train(*common, "hpo.n_trials=6", cwd=tmp_path)
+    first = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert first.n_trials == 6 and first.n_failures == 0
+    train(*common, "hpo.n_trials=9", "hpo.resume=true", cwd=tmp_path)
+    second = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert second.n_trials == 9 and second.n_failures == 0
+    journal = [json.loads(line) for line in (sweep / "journal.jsonl").read_text().splitlines()]
+    started = [e for e in journal if e["event"] == "trial_started"]
+    assert sorted(e["trial_id"] for e in started) == list(range(9))  # the first 6 were not started again

@@ -58,8 +58,9 @@ def test_global_rngs_untouched(name: str) -> None:
     torch.manual_seed(123)
     before = (np.random.get_state(), random.getstate(), torch.get_rng_state())
     searcher = build_searcher(name, mixed_space(), seed=0)
-    draw(searcher, 30)
-    searcher.observe({}, 1, 0.5)
+    for trial_id in range(30):
+        searcher.ask(trial_id)
+        searcher.observe(trial_id, 1, 0.5 + trial_id)
     np_state, py_state, torch_state = before
     after_np = np.random.get_state()
     assert after_np[0] == np_state[0] and np.array_equal(after_np[1], np_state[1])
@@ -136,8 +137,8 @@ def test_empty_space_has_one_configuration(name: str) -> None:
 
 
 def test_build_searcher_errors() -> None:
-    with pytest.raises(ValueError, match=r"hpo.searcher='tpe'.*grid, random, sobol"):
-        build_searcher("tpe", small_space())
+    with pytest.raises(ValueError, match=r"hpo.searcher='bogus'.*gp, grid, random, sobol, tpe"):
+        build_searcher("bogus", small_space())
     with pytest.raises(ValueError, match=r"'random' has no option 'num_points'"):
         build_searcher("random", small_space(), num_points=3)
     assert build_searcher("grid", small_space(), num_points=3).num_points == 3

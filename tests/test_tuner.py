@@ -10,7 +10,7 @@ from fakes import FakeExecutor, quadratic
 from hydra_hpo.journal import Journal, JournalError
 from hydra_hpo.resume import ResumeLog
 from hydra_hpo.schedulers import build_scheduler
-from hydra_hpo.searchers import build_searcher
+from hydra_hpo.searchers import SEARCHERS, build_searcher
 from hydra_hpo.space import Float, SearchSpace
 from hydra_hpo.trial import COMPLETED, DIVERGED, FAILED, trial_seed
 from hydra_hpo.tuner import Tuner
@@ -24,7 +24,7 @@ def make_tuner(n_trials=8, workers=2, scheduler="fifo", outcome=quadratic, journ
     options = {} if scheduler == "fifo" else {"r_min": 1, "eta": 2}
     sched = build_scheduler(scheduler, searcher, n_trials, 4, **options)
     executor = FakeExecutor(workers, outcome, crash_after=crash_after)
-    tuner = Tuner(sched, executor, seed=seed, journal=journal, resume=resume,
+    tuner = Tuner(sched, executor, searcher=searcher, seed=seed, journal=journal, resume=resume,
                   fingerprint={"space": SPACE.to_structured(), "scheduler": scheduler}, **kwargs)
     return tuner, executor
 
@@ -224,14 +224,14 @@ def test_resume_with_a_different_seed_is_refused(tmp_path):
         other.run()
 
 
-@pytest.mark.parametrize("searcher_name", ["random", "grid", "sobol"])
+@pytest.mark.parametrize("searcher_name", sorted(SEARCHERS))
 @pytest.mark.parametrize("scheduler_name", ["fifo", "successive_halving", "hyperband", "asha"])
 def test_every_searcher_plugs_into_every_scheduler(searcher_name, scheduler_name):
     space = SearchSpace({"x": Float("x", 0.0, 1.0)})
     searcher = build_searcher(searcher_name, space, seed=1)
     options = {} if scheduler_name == "fifo" else {"r_min": 1, "eta": 2}
     scheduler = build_scheduler(scheduler_name, searcher, 5, 4, **options)
-    outcome = Tuner(scheduler, FakeExecutor(2), seed=1).run()
+    outcome = Tuner(scheduler, FakeExecutor(2), searcher=searcher, seed=1).run()
     assert len(outcome.trials) == 5
     assert all(space.contains(record.config) for record in outcome.trials.values())
     assert outcome.best is not None and outcome.best.value == min(

@@ -34,7 +34,8 @@ def build_tuner(
     scheduler = build_scheduler(settings.scheduler, searcher, settings.n_trials, max_resource,
                                 **settings.scheduler_options)
     return Tuner(
-        scheduler, executor, seed=settings.seed, mode=settings.mode, journal=journal, resume=resume,
+        scheduler, executor, searcher=searcher, seed=settings.seed, mode=settings.mode, journal=journal,
+        resume=resume,
         fingerprint=fingerprint, max_failure_rate=settings.max_failure_rate, max_retries=settings.max_retries,
         budget_seconds=settings.budget_seconds, budget_epochs=settings.budget_epochs, callbacks=callbacks,
         checkpoints=checkpoints,

@@ -14,6 +14,7 @@ from hydra_hpo.journal import Journal
 from hydra_hpo.records import TrialRecord
 from hydra_hpo.resume import ResumeLog
 from hydra_hpo.schedulers.base import WAIT, Scheduler
+from hydra_hpo.searchers.base import Searcher
 from hydra_hpo.executors.base import Executor
 from hydra_hpo.trial import COMPLETED, CONFIG_ERROR, DIVERGED, INTERRUPTED, Job, JobResult, trial_seed
 
@@ -77,6 +78,8 @@ class Tuner:
     """Drives a scheduler with an executor until the scheduler is done or a stop criterion hits.
 
     ``mode`` is normalized here, and only here: schedulers and searchers always minimize.
+    ``searcher`` (the one the scheduler asks for configurations) hears every job's result, at every
+    rung, before the scheduler does; without it nothing learns from results.
     With ``resume`` (a :class:`ResumeLog`), jobs whose results are in the journal are not run again:
     their recorded results are handed back in their recorded order and groups, with as many jobs in
     flight as the recorded run had (its ``n_workers``, even if ``n_workers`` changed since), so a seeded
@@ -92,6 +95,7 @@ class Tuner:
         scheduler: Scheduler,
         executor: Executor,
         *,
+        searcher: Searcher | None = None,
         seed: int = 0,
         mode: str = "min",
         journal: Journal | None = None,
@@ -112,6 +116,7 @@ class Tuner:
             raise ValueError(f"hpo.max_retries must be >= 0, got {max_retries}")
         self.scheduler = scheduler
         self.executor = executor
+        self.searcher = searcher
         self.seed = seed
         self.sign = 1.0 if mode == "min" else -1.0
         self.journal = journal
@@ -326,7 +331,8 @@ class Tuner:
                 self._retry_queue.append(dataclasses.replace(job, job_idx=-2))
                 return
         loss = self.sign * result.value if result.ok else None
-        self.scheduler.searcher.observe(job.config, job.resource, loss)
+        if self.searcher is not None:
+            self.searcher.observe(job.trial_id, job.resource, loss)
         ended = self.scheduler.on_result(dataclasses.replace(result, value=loss))
         if loss is not None:
             self._update_best(result)

@@ -33,7 +33,8 @@ class Scheduler(ABC):
     ``next_job`` returns a :class:`~hydra_hpo.trial.Job` (with ``job_idx``/``seed`` left for the
     tuner), ``WAIT`` when nothing can start until a running job reports, or ``None`` when the
     scheduler will start nothing more. New trials get consecutive ids from 0 and their
-    configurations from ``searcher.suggest()``. Results carry the loss to minimize in
+    configurations from ``searcher.ask(trial_id)``; results reach the searcher from the tuner, not
+    from the scheduler. Results carry the loss to minimize in
     ``result.value`` (the tuner normalizes maximize to minimize before calling ``on_result``).
     """
 
@@ -79,9 +80,9 @@ class Scheduler(ABC):
         """Ask the searcher for a new configuration; ``None`` when the budget or searcher is spent."""
         if self.n_started >= self.n_trials:
             return None
-        config = self.searcher.suggest()
+        trial_id = self.n_started
+        config = self.searcher.ask(trial_id)
         if config is None:
             return None
-        trial_id = self.n_started
         self.n_started += 1
         return trial_id, config

@@ -10,15 +10,19 @@ from typing import Any
 
 from hydra_hpo.errors import SettingsError
 from hydra_hpo.searchers.base import Searcher
+from hydra_hpo.searchers.gp import GPSearcher
 from hydra_hpo.searchers.grid import GridSearcher
 from hydra_hpo.searchers.random import RandomSearcher
 from hydra_hpo.searchers.sobol import SobolSearcher
+from hydra_hpo.searchers.tpe import TPESearcher
 from hydra_hpo.space import SearchSpace
 
 SEARCHERS: dict[str, type[Searcher]] = {
     "random": RandomSearcher,
     "grid": GridSearcher,
+    "gp": GPSearcher,
     "sobol": SobolSearcher,
+    "tpe": TPESearcher,
 }
 
 _COMMON_ARGUMENTS = {"self", "space", "seed", "initial_config"}
@@ -54,10 +58,12 @@ def build_searcher(
 
 __all__ = [
     "SEARCHERS",
+    "GPSearcher",
     "GridSearcher",
     "RandomSearcher",
     "Searcher",
     "SobolSearcher",
+    "TPESearcher",
     "build_searcher",
     "searcher_options",
 ]

@@ -1,0 +1,95 @@
+"""Model-based search against its baselines on a recorded table (issue 10's two ratios), with intervals.
+
+    python benchmarks/model_based.py --seeds 30
+    python benchmarks/model_based.py --seeds 30 --variant "bohb_rf=hpo=bohb hpo.searcher_options.random_fraction=0.33"
+
+Runs random, asha, tpe and bohb (``conf/hpo/<name>.yaml``, plus any ``--variant name=overrides``) with the
+simulator exactly as benchmarks/compare.py does (same table, budget, workers, per-epoch incumbent), then prints
+
+- for each multi-fidelity algorithm: the median time to the table's top-1% target (the 1% quantile of its
+  final errors) as a fraction of ASHA's, with a 90% bootstrap interval over seeds, and the hit rate;
+- for each algorithm: the time to random search's median best at the budget as a fraction of random
+  search's time (compare.py's headline ratio), with its interval.
+Issue 10's targets: the multi-fidelity preset <= 0.5 of ASHA with hit rate >= 0.99; tpe <= 0.5 of random.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compare import (  # noqa: E402
+    OURS, Run, add_common_arguments, default_budget, half_time, load_table, overrides_runner, ratio_interval,
+    speedup_times, time_to,
+)
+
+BASE = ("random", "asha", "tpe", "bohb")
+
+
+def target_ratio(reference: list[Run], other: list[Run], target: float, level: float = 0.9, n_boot: int = 2000,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """``(ratio, low, high)``: median time to ``target`` of ``other`` over that of ``reference``, with a
+    bootstrap interval resampling the seeds of both."""
+    t_ref = np.array([time_to(r.trace, target) for r in reference])
+    t_other = np.array([time_to(r.trace, target) for r in other])
+    ratio = half_time(list(t_other)) / half_time(list(t_ref))
+    rng = np.random.default_rng(seed)
+    ratios = sorted(
+        half_time(list(t_other[rng.integers(len(other), size=len(other))]))
+        / half_time(list(t_ref[rng.integers(len(reference), size=len(reference))]))
+        for _ in range(n_boot)
+    )
+    return ratio, ratios[int((1 - level) / 2 * (n_boot - 1))], ratios[int(math.ceil((1 + level) / 2 * (n_boot - 1)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    parser.add_argument("--budget", type=float, default=None)
+    parser.add_argument("--base", default=",".join(BASE), help="which of random,asha,tpe,bohb to run")
+    parser.add_argument("--variant", action="append", default=[], help="name=space-separated hpo overrides")
+    args = parser.parse_args(argv)
+    logging.getLogger("hydra_hpo").setLevel(logging.ERROR)
+    table, space = load_table(args)
+    budget = args.budget or default_budget(table)
+    final = table.final_errors()
+    target = float(np.quantile(final[np.isfinite(final)], 0.01))
+    algorithms = {name: OURS[name] for name in args.base.split(",")}
+    for variant in args.variant:
+        name, _, overrides = variant.partition("=")
+        algorithms[name] = overrides.split()
+    print(f"{args.table.name}: {args.seeds} seeds, {args.workers} workers, budget {budget:g} s, "
+          f"top-1% target {target:.4f}")
+    runs: dict[str, list[Run]] = {}
+    for name, overrides in algorithms.items():
+        start = time.perf_counter()
+        runner = overrides_runner(overrides, table, space, args.workers, budget, args.incumbent)
+        runs[name] = [runner(seed) for seed in range(args.seeds)]
+        print(f"  {name} ({' '.join(overrides)}): {args.seeds} seeds in {time.perf_counter() - start:.1f} s",
+              flush=True)
+    print("\n| algorithm | median s to 1% | hit 1% | vs asha [90% interval] | vs random to R [90% interval] |")
+    print("|---|---|---|---|---|")
+    for name, seed_runs in runs.items():
+        times = [time_to(r.trace, target) for r in seed_runs]
+        cells = [name, f"{half_time(times):.0f}", f"{np.mean(np.isfinite(times)):.2f}", "", ""]
+        if "asha" in runs:
+            ratio, low, high = target_ratio(runs["asha"], seed_runs, target)
+            cells[3] = f"{ratio:.2f} [{low:.2f}, {high:.2f}]"
+        if "random" in runs:
+            _, t_random, t_other = speedup_times(runs["random"], seed_runs, budget)
+            r_low, r_high = ratio_interval(runs["random"], seed_runs, budget)
+            cells[4] = f"{t_other / t_random:.2f} [{r_low:.2f}, {r_high:.2f}]"
+        print("| " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
