@@ -3,9 +3,14 @@
     python benchmarks/record_table.py --configs 300 --epochs 20 \
         --space conf/search_space/mlp.yaml --out benchmarks/tables/mlp_digits.jsonl
 
-Configurations come from the project's RandomSearcher (seeded). Each is trained with the project's MLP and
-DigitsDataModule, driving the LightningModule directly (forward, its optimizer, the datamodule's tensors)
-instead of a Trainer, which would cost more than these tiny models. The validation error is the model's own
+    python benchmarks/record_table.py --model lenet --image-size 28 --configs 400 --epochs 20 \
+        --space conf/search_space/lenet_digits.yaml --out benchmarks/tables/lenet_digits.jsonl
+
+Configurations come from the project's RandomSearcher (seeded). Each is trained with the model of
+``conf/model/<--model>.yaml`` (its ``_target_`` class, the file's values overridden by the sampled model.* keys,
+as Hydra instantiates it) and the DigitsDataModule at ``--image-size`` pixels, driving the LightningModule
+directly (forward, its optimizer, the datamodule's tensors) instead of a Trainer, which would cost more than
+these tiny models. The validation error is the model's own
 definition: 1 - accuracy over the whole validation set (sample-weighted). ``elapsed`` is cumulative training
 seconds (validation excluded), measured as the CPU time of this single-threaded process
 (``time.process_time``): on a shared machine, wall-clock time would mostly measure the other processes.
