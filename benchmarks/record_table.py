@@ -3,9 +3,14 @@
     python benchmarks/record_table.py --configs 300 --epochs 20 \
         --space conf/search_space/mlp.yaml --out benchmarks/tables/mlp_digits.jsonl
 
-Configurations come from the project's RandomSearcher (seeded). Each is trained with the project's MLP and
-DigitsDataModule, driving the LightningModule directly (forward, its optimizer, the datamodule's tensors)
-instead of a Trainer, which would cost more than these tiny models. The validation error is the model's own
+    python benchmarks/record_table.py --model lenet --image-size 28 --configs 400 --epochs 20 \
+        --space conf/search_space/lenet_digits.yaml --out benchmarks/tables/lenet_digits.jsonl
+
+Configurations come from the project's RandomSearcher (seeded). Each is trained with the model of
+``conf/model/<--model>.yaml`` (its ``_target_`` class, the file's values overridden by the sampled model.* keys,
+as Hydra instantiates it) and the DigitsDataModule at ``--image-size`` pixels, driving the LightningModule
+directly (forward, its optimizer, the datamodule's tensors) instead of a Trainer, which would cost more than
+these tiny models. The validation error is the model's own
 definition: 1 - accuracy over the whole validation set (sample-weighted). ``elapsed`` is cumulative training
 seconds (validation excluded), measured as the CPU time of this single-threaded process
 (``time.process_time``): on a shared machine, wall-clock time would mostly measure the other processes.
@@ -74,28 +79,44 @@ def sample_configs(space: SearchSpace, n: int, seed: int) -> list[dict[str, Any]
     return configs
 
 
-def _model_and_data(config: dict[str, Any], seed: int):
+def model_class_and_defaults(model: str) -> tuple[type, dict[str, Any]]:
+    """The class named by ``conf/model/<model>.yaml``'s ``_target_`` and the file's other keys (its defaults)."""
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    path = REPO / "conf" / "model" / f"{model}.yaml"
+    if not path.exists():
+        choices = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ValueError(f"--model {model!r}: no {path}; choose one of {choices}")
+    args = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    return get_class(args.pop("_target_")), args
+
+
+def _model_and_data(config: dict[str, Any], seed: int, model: str = "mlp", image_size: int = 8):
     from hydra_hpo.training.data import DigitsDataModule
-    from hydra_hpo.training.models import MLP
 
     model_args = {k.split(".", 1)[1]: v for k, v in config.items() if k.startswith("model.")}
     data_args = {k.split(".", 1)[1]: v for k, v in config.items() if k.startswith("data.")}
     unknown = [k for k in config if not k.startswith(("model.", "data."))]
     if unknown:
         raise ValueError(f"search space key {unknown[0]!r}: only model.* and data.* keys can be recorded")
-    data = DigitsDataModule(seed=seed, **data_args)
+    data = DigitsDataModule(seed=seed, **{"image_size": image_size, **data_args})
     data.setup()
-    model = MLP(**model_args)
-    model.materialize(data.x_train[:2])
-    return model, data
+    cls, defaults = model_class_and_defaults(model)
+    module = cls(**{**defaults, **model_args})  # as Hydra instantiates conf/model/<model>.yaml with overrides
+    module.materialize(data.x_train[:2])
+    return module, data
 
 
-def train_curve(config: dict[str, Any], epochs: int, seed: int) -> tuple[list[float], list[float]]:
-    """Validation error and cumulative training seconds after each of ``epochs`` epochs."""
+def train_curve(
+    config: dict[str, Any], epochs: int, seed: int, model: str = "mlp", image_size: int = 8
+) -> tuple[list[float], list[float]]:
+    """Validation error and cumulative training seconds after each of ``epochs`` epochs of ``model``
+    (a name in conf/model/) on digits at ``image_size`` pixels."""
     from hydra_hpo.training.data import TensorLoader
 
     torch.manual_seed(seed)  # the lazy layers' initial weights (a script: the global RNG is ours)
-    model, data = _model_and_data(config, seed)
+    model, data = _model_and_data(config, seed, model, image_size)
     optimizer = model.configure_optimizers()
     errors: list[float] = []
     elapsed: list[float] = []
@@ -188,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", type=int, default=300)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default="mlp", help="a model config in conf/model/ (mlp, lenet, ...)")
+    parser.add_argument("--image-size", type=int, default=8, help="data.image_size of digits (28 for lenet)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: leave cores to others)")
     parser.add_argument("--shard", type=parse_shard, default=None, metavar="I/N",
                         help="record only configurations with index %% N == I, into <out>.shardIofN")
@@ -196,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    try:
+        model_class_and_defaults(args.model)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
     space = load_space(args.space)
     configs = sample_configs(space, args.configs, args.seed)
     done = existing_configs(args.out)
@@ -220,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     with open(target, "a", encoding="utf-8") as out:
         for index in indices:
             config = configs[index]
-            errors, elapsed = train_curve(config, args.epochs, trial_seed(args.seed, index))
+            errors, elapsed = train_curve(config, args.epochs, trial_seed(args.seed, index), args.model,
+                                          args.image_size)
             row = {"config": config, "val_error": [round_sig(e) for e in errors],
                    "elapsed": [round_sig(t) for t in elapsed]}
             if args.shard is not None:

@@ -197,21 +197,42 @@ class MLP(Classifier):
 
 class LeNet(Classifier):
     """d2l's LeNet-5 (sigmoid, average pooling, Xavier-uniform weights). Needs inputs of at least 12x12 pixels:
-    use it on digits with ``data.image_size=28``."""
+    use it on digits with ``data.image_size=28``. ``momentum``, ``weight_decay`` (SGD's) and ``activation``
+    are optional extras for tuning; their defaults (0, 0, sigmoid) are d2l's model."""
 
-    def __init__(self, lr: float = 0.1, num_outputs: int = 10) -> None:
+    def __init__(
+        self,
+        lr: float = 0.1,
+        num_outputs: int = 10,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        activation: str = "sigmoid",
+    ) -> None:
         super().__init__(lr=lr)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"model.activation={activation!r} is not supported; choose one of {sorted(ACTIVATIONS)}")
+        if not 0.0 <= float(momentum) < 1.0:
+            raise ValueError(f"model.momentum must lie in [0, 1), got {momentum!r}")
+        if not float(weight_decay) >= 0.0:
+            raise ValueError(f"model.weight_decay must be >= 0, got {weight_decay!r}")
         self.save_hyperparameters()
+        # Optional SGD extras for tuning; the defaults (0, 0) are d2l's plain SGD.
+        self.momentum = float(momentum)
+        self.weight_decay = float(weight_decay)
+        act = ACTIVATIONS[activation]
         self.net = nn.Sequential(
-            nn.LazyConv2d(6, kernel_size=5, padding=2), nn.Sigmoid(),
+            nn.LazyConv2d(6, kernel_size=5, padding=2), act(),
             nn.AvgPool2d(kernel_size=2, stride=2),
-            nn.LazyConv2d(16, kernel_size=5), nn.Sigmoid(),
+            nn.LazyConv2d(16, kernel_size=5), act(),
             nn.AvgPool2d(kernel_size=2, stride=2),
             nn.Flatten(),
-            nn.LazyLinear(120), nn.Sigmoid(),
-            nn.LazyLinear(84), nn.Sigmoid(),
+            nn.LazyLinear(120), act(),
+            nn.LazyLinear(84), act(),
             nn.LazyLinear(num_outputs),
         )  # fmt: skip
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay}
 
     def materialize(self, example: torch.Tensor) -> None:
         if min(example.shape[-2:]) < 12:
