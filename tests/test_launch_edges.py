@@ -96,7 +96,7 @@ def _journal(sweep_dir: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("launcher,n_jobs", [("joblib", 100), ("submitit_local", 48)])  # a process per submitit job
+@pytest.mark.parametrize("launcher,n_jobs", [("joblib", 100), ("submitit_local", 24)])  # a process per submitit job
 def test_many_jobs_launched_from_eight_threads_each_get_their_own_config_log_and_result(tmp_path, launcher, n_jobs):
     options = [o.replace("n_jobs=2", "n_jobs=8") for o in LAUNCHERS[launcher]]
     proc = run_stub(tmp_path, *options, "hpo.n_workers=8", f"hpo.n_trials={n_jobs}", "sleep=[0.05,0.0,0.1]")
