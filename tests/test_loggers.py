@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+
+from hydra_hpo.errors import JobConfigError
+from hydra_hpo.training.callbacks import CurveRecorder
+from hydra_hpo.training.loggers import trial_loggers
+from hydra_hpo.training.resultfile import read_result
+from hydra_hpo.training.runner import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,6 +106,7 @@ def test_mlflow_logger_parent_run_and_a_child_run_per_trial_in_a_file_store(tmp_
     parent_id = (out / "mlflow_parent_run_id").read_text().strip()
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert [r.info.run_id for r in parents] == [parent_id]
+    assert parents[0].info.status == "FINISHED"  # as of the last job's end
     children = {int(r.data.tags["hydra_hpo.trial_id"]): r for r in runs if r.info.run_id != parent_id}
     assert sorted(children) == sorted(last)
     for trial_id, result in last.items():
@@ -105,7 +114,65 @@ def test_mlflow_logger_parent_run_and_a_child_run_per_trial_in_a_file_store(tmp_
         assert run.data.tags["mlflow.parentRunId"] == parent_id
         assert run.info.run_name == f"trial_{trial_id}" and run.info.status == "FINISHED"
         assert float(run.data.params["model.lr"]) == pytest.approx(lrs[trial_id])
+        # the sweeper's own keys (seed, trial.*, the resource trainer.max_epochs, hpo.*, logger.*) are no params
+        assert set(run.data.params) == {"model.lr", "trainer"}
         history = sorted(client.get_metric_history(run.info.run_id, "validation_error"), key=lambda m: m.step)
         assert [m.step for m in history] == list(range(1, len(result["curve"]) + 1))
         assert [m.value for m in history] == pytest.approx(result["curve"])
         assert run.data.metrics["final/validation_error"] == pytest.approx(result["value"])
+
+
+def config(*overrides: str):
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=["trainer=fast", *overrides])
+
+
+def run_job(out: Path, *overrides: str) -> dict:
+    """train() as one job with ``out`` as its output directory (outside Hydra: the working directory)."""
+    out.mkdir()
+    cwd = os.getcwd()
+    os.chdir(out)
+    try:
+        train(config(*overrides))
+    finally:
+        os.chdir(cwd)
+    return read_result(out)
+
+
+def test_logger_none_is_the_default_and_adds_no_callback():
+    cfg = config()
+    assert cfg.logger.name == "none"
+    assert trial_loggers(cfg, CurveRecorder(cfg.metric)) == []
+
+
+@pytest.mark.parametrize("every", [0, -5, True, 2.5])
+def test_a_bad_log_every_n_steps_is_one_line_naming_the_key(every):
+    cfg = config("logger=csv")
+    cfg.logger.log_every_n_steps = every
+    with pytest.raises(JobConfigError, match=r"^logger.log_every_n_steps=.*positive integer, or null") as error:
+        trial_loggers(cfg, CurveRecorder(cfg.metric))
+    assert "\n" not in str(error.value)
+
+
+def test_csv_run_continues_across_segments_with_epoch_steps(tmp_path):
+    common = ["logger=csv", f"logger.save_dir={tmp_path / 'csv'}", "trial.id=7",
+              f"trial.checkpoint_dir={tmp_path / 'ck'}", "seed=3"]
+    run_job(tmp_path / "job0", *common, "trainer.max_epochs=2")
+    result = run_job(tmp_path / "job1", *common, "trainer.max_epochs=3")
+    assert result["epochs_trained"] == 1
+    with open(tmp_path / "csv" / "trial_7" / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    epochs = [row for row in rows if row["validation_error"]]
+    assert [int(row["step"]) for row in epochs] == [1, 2, 3]  # one row per epoch, none per step
+    assert [float(row["validation_error"]) for row in epochs] == pytest.approx(result["curve"])
+    finals = [(int(row["step"]), float(row["final/validation_error"])) for row in rows if row["final/validation_error"]]
+    assert finals == [(2, pytest.approx(result["curve"][1])), (3, pytest.approx(result["value"]))]
+
+
+def test_log_every_n_steps_hands_the_logger_to_lightning(tmp_path):
+    run_job(tmp_path / "job", "logger=csv", f"logger.save_dir={tmp_path / 'csv'}", "logger.log_every_n_steps=5",
+            "trainer.max_epochs=2")
+    with open(tmp_path / "csv" / "run" / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    # Lightning logs the epoch's metrics at the global step (trainer=fast: 10 steps per epoch), 0-based
+    assert [int(row["step"]) for row in rows if row["validation_error"]] == [9, 19]

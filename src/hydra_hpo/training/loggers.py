@@ -149,6 +149,7 @@ def _tensorboard_logger(save_dir: Path, name: str) -> Logger:
 
 def _mlflow_logger(cfg: DictConfig, options: DictConfig, sweep: Path) -> Logger:
     from lightning.pytorch.loggers import MLFlowLogger
+    from mlflow.tracking import MlflowClient
 
     tracking_uri = options.get("tracking_uri") or f"file:{sweep / 'mlruns'}"
     if tracking_uri.startswith("file:") or "://" not in tracking_uri:
@@ -160,9 +161,13 @@ def _mlflow_logger(cfg: DictConfig, options: DictConfig, sweep: Path) -> Logger:
     id_file = Path(checkpoint_dir) / MLFLOW_RUN_ID_FILE if checkpoint_dir else None
     if id_file is not None and id_file.is_file():  # a later segment: continue the trial's child run
         logger = MLFlowLogger(tracking_uri=tracking_uri, run_id=id_file.read_text().strip())
-        logger.experiment.update_run(logger.run_id, status="RUNNING")
+        parent = logger.experiment.get_run(logger.run_id).data.tags.get("mlflow.parentRunId")
+        for run_id in (logger.run_id, parent):
+            if run_id:
+                logger.experiment.update_run(run_id, status="RUNNING")
         return logger
     experiment_id, parent = mlflow_parent_run(tracking_uri, experiment_name, sweep)
+    MlflowClient(tracking_uri).update_run(parent, status="RUNNING")
     tags = {"mlflow.parentRunId": parent, "hydra_hpo.trial_id": str(cfg.trial.get("id"))}
     logger = MLFlowLogger(experiment_name=experiment_name, tracking_uri=tracking_uri, run_name=_run_name(cfg),
                           tags=tags)
@@ -233,6 +238,12 @@ class TrialLogger(Checkpoint):
             return
         self._finalized = True
         self.logger.finalize("KILLED" if status == "killed" else status)
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        if isinstance(self.logger, MLFlowLogger):  # the sweep's parent run: finished as of its latest job's end
+            parent = self.logger.experiment.get_run(self.logger.run_id).data.tags.get("mlflow.parentRunId")
+            if parent:
+                self.logger.experiment.set_terminated(parent, "FINISHED")
 
 
 def trial_loggers(cfg: DictConfig, recorder: CurveRecorder) -> list[L.Callback]:
