@@ -176,3 +176,33 @@ def test_log_every_n_steps_hands_the_logger_to_lightning(tmp_path):
         rows = list(csv.DictReader(handle))
     # Lightning logs the epoch's metrics at the global step (trainer=fast: 10 steps per epoch), 0-based
     assert [int(row["step"]) for row in rows if row["validation_error"]] == [9, 19]
+
+
+def _open_parent(barrier, uri: str, sweep_dir: str, queue) -> None:
+    from hydra_hpo.training.loggers import mlflow_parent_run
+
+    barrier.wait()  # all processes ask at once: the lock must leave one parent run
+    queue.put(mlflow_parent_run(uri, "race", Path(sweep_dir)))
+
+
+@pytest.mark.slow
+def test_concurrent_first_jobs_share_one_mlflow_parent_run(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow", reason="pip install -e '.[loggers]'")
+    import multiprocessing
+
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    uri = f"file:{tmp_path / 'mlruns'}"
+    context = multiprocessing.get_context("spawn")
+    barrier, queue = context.Barrier(4), context.Queue()
+    processes = [context.Process(target=_open_parent, args=(barrier, uri, str(tmp_path), queue)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    answers = {queue.get(timeout=300) for _ in processes}
+    for process in processes:
+        process.join(timeout=60)
+    assert len(answers) == 1
+    experiment_id, run_id = answers.pop()
+    assert [r.info.run_id for r in MlflowClient(uri).search_runs([experiment_id])] == [run_id]
+    assert (tmp_path / "mlflow_parent_run_id").read_text().strip() == run_id
