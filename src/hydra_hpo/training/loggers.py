@@ -234,10 +234,11 @@ class TrialLogger(Checkpoint):
         self._finalize("killed" if isinstance(exception, KeyboardInterrupt) else "failed")
 
     def _finalize(self, status: str) -> None:
-        if self._finalized or self.per_step:  # an attached logger is finalized by the Trainer
+        if self._finalized:
             return
         self._finalized = True
-        self.logger.finalize("KILLED" if status == "killed" else status)
+        if not self.per_step:  # an attached logger is finalized by the Trainer
+            self.logger.finalize("KILLED" if status == "killed" else status)
         from lightning.pytorch.loggers import MLFlowLogger
 
         if isinstance(self.logger, MLFlowLogger):  # the sweep's parent run: finished as of its latest job's end
