@@ -20,6 +20,7 @@ from hydra_hpo.devices import check_cuda_process
 from hydra_hpo.errors import JobConfigError, MetricMissing
 from hydra_hpo.trial import CONFIG_ERROR, COMPLETED, DIVERGED, FAILED, INTERRUPTED, TIMEOUT
 from hydra_hpo.training.callbacks import LAST_CHECKPOINT, CurveRecorder, Diverged, TrialGuard, TrialTimeout
+from hydra_hpo.training.loggers import trial_loggers
 from hydra_hpo.training.resultfile import write_result
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard, phases: Ph
     phases.mark("data")
     model = instantiate(cfg.model)
     phases.mark("model")
-    trainer = make_trainer(cfg.trainer, [guard, recorder])
+    trainer = make_trainer(cfg.trainer, [guard, recorder, *trial_loggers(cfg, recorder)])  # logger=...
     fit_started = phases.mark("trainer")
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
