@@ -20,6 +20,7 @@ from hydra_hpo.devices import check_cuda_process
 from hydra_hpo.errors import JobConfigError, MetricMissing
 from hydra_hpo.trial import CONFIG_ERROR, COMPLETED, DIVERGED, FAILED, INTERRUPTED, TIMEOUT
 from hydra_hpo.training.callbacks import LAST_CHECKPOINT, CurveRecorder, Diverged, TrialGuard, TrialTimeout
+from hydra_hpo.training.measure import job_metrics, measure
 from hydra_hpo.training.resultfile import write_result
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,8 @@ def _result(cfg: DictConfig, recorder: CurveRecorder, status: str, error: str | 
         "value": value,
         "curve": curve,
         "epoch_seconds": list(recorder.epoch_seconds),
-        "metrics": dict(recorder.epoch_metrics[-1]) if recorder.epoch_metrics else {},
+        "metrics": {**(dict(recorder.epoch_metrics[-1]) if recorder.epoch_metrics else {}),
+                    **job_metrics(recorder, status)},
         "epochs": len(curve),
         "epochs_trained": len(curve) - recorder.epochs_at_start,
         "seconds": seconds,
@@ -156,6 +158,8 @@ def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard, phases: Ph
         phases.seconds["fit_other"] = max(0.0, fit_seconds - start - epochs - recorder.save_seconds)
     if not recorder.curve:
         raise MetricMissing(f"metric {cfg.metric!r} not produced: no training epoch finished")
+    recorder.measured = measure(model, datamodule, trainer.strategy.root_device)  # once, after training
+    phases.mark("measure")
 
 
 def train(cfg: DictConfig) -> float:
