@@ -209,6 +209,14 @@ class HPOSweeperImpl(Sweeper):
     def _finish(self, outcome: SweepOutcome, plan: SweepPlan, sweep_dir: Path) -> None:
         shutil.rmtree(sweep_dir / JOBS_DIR, ignore_errors=True)  # only files of jobs that have ended
         summary = write_summary(outcome, sweep_dir, plan.metric, plan.settings.mode)
+        if summary.get("pareto_front"):
+            from hydra_plugins.hydra_hpo_sweeper._pareto_configs import write_pareto_configs
+
+            write_pareto_configs(self.config, summary["pareto_front"], outcome.trials, plan.settings.resource_key,
+                                 sweep_dir)
+            log.info("Pareto front: %d trials (%s), hypervolume %.4g; rerunnable configs in %s",
+                     len(summary["pareto_front"]), ", ".join(str(m["trial_id"]) for m in summary["pareto_front"]),
+                     summary.get("hypervolume", 0.0), sweep_dir / "pareto")
         if outcome.best is not None:
             best_path = sweep_dir / BEST_CONFIG
             atomic_write_text(best_path, self._best_config_yaml(outcome, plan))
