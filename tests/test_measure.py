@@ -40,3 +40,14 @@ def test_inference_latency_leaves_the_model_in_training_mode_and_grows_with_work
     ms = inference_ms(model, torch.zeros(4, 8), torch.device("cpu"))
     assert model.training and ms > 0 and math.isfinite(ms)
     assert peak_memory_mb(torch.device("cpu")) > 1
+
+
+def test_a_segment_already_in_the_checkpoint_still_reports_the_measured_metrics(tmp_path):
+    ckpt = f"trial.checkpoint_dir={tmp_path / 'ckpt'}"
+    _, done = run(tmp_path, "a", ckpt, "trainer.max_epochs=2")
+    _, again = run(tmp_path, "b", ckpt, "trainer.max_epochs=1")
+    assert again["epochs_trained"] == 0
+    assert again["metrics"]["n_params"] == done["metrics"]["n_params"]
+    assert again["metrics"]["train_seconds"] == done["epoch_seconds"][0]
+    assert again["metrics"]["inference_ms"] > 0
+

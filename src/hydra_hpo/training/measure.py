@@ -32,6 +32,9 @@ def _first_input(batch: Any) -> torch.Tensor:
 
 def inference_ms(model: torch.nn.Module, inputs: torch.Tensor, device: torch.device) -> float:
     """Median milliseconds of a forward pass over ``inputs`` on ``device``, after warm-up passes."""
+    # Lightning's teardown moves a model trained on a GPU back to the CPU: time it where it trained
+    home = next(model.parameters()).device if any(True for _ in model.parameters()) else device
+    model.to(device)
     inputs = inputs.to(device)
     cuda = device.type == "cuda"
     was_training = model.training
@@ -50,6 +53,7 @@ def inference_ms(model: torch.nn.Module, inputs: torch.Tensor, device: torch.dev
                     times.append((time.perf_counter() - start) * 1000.0)
     finally:
         model.train(was_training)
+        model.to(home)
     return float(statistics.median(times))
 
 
@@ -64,10 +68,10 @@ def peak_memory_mb(device: torch.device) -> float:
 def measure(model: torch.nn.Module, datamodule: Any, device: torch.device) -> dict[str, float]:
     """``n_params``, ``inference_ms`` (one validation batch of at most ``INFERENCE_BATCH`` samples) and
     ``peak_memory_mb`` of a trained ``model`` on the device it trained on."""
-    metrics: dict[str, float] = {"n_params": float(n_params(model))}
     loader = datamodule.val_dataloader()
     inputs = _first_input(next(iter(loader)))[:INFERENCE_BATCH]
-    metrics["inference_ms"] = inference_ms(model, inputs, device)
+    metrics = {"inference_ms": inference_ms(model, inputs, device)}
+    metrics["n_params"] = float(n_params(model))  # after a forward pass: lazy layers have their shapes by then
     metrics["peak_memory_mb"] = peak_memory_mb(device)
     return metrics
 
@@ -79,3 +83,21 @@ def job_metrics(recorder: Any, status: str) -> dict[str, float]:
         return {}
     metrics = {"train_seconds": float(recorder.epoch_seconds[-1])} if recorder.epoch_seconds else {}
     return {**metrics, **getattr(recorder, "measured", {})}
+
+
+def training_device(trainer_cfg: Any) -> torch.device:
+    """The device ``trainer.accelerator`` trains on (the first GPU for gpu/cuda, or auto with one)."""
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", 0)
+    return torch.device("cpu")
+
+
+def measure_untrained(cfg: Any) -> dict[str, float]:
+    """:func:`measure` for a job that trains nothing (its segment is in the checkpoint already): a fresh
+    model of the trial's configuration has the trained one's size and latency."""
+    from hydra.utils import instantiate
+
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    return measure(instantiate(cfg.model), datamodule, training_device(cfg.trainer))

@@ -20,7 +20,7 @@ from hydra_hpo.devices import check_cuda_process
 from hydra_hpo.errors import JobConfigError, MetricMissing
 from hydra_hpo.trial import CONFIG_ERROR, COMPLETED, DIVERGED, FAILED, INTERRUPTED, TIMEOUT
 from hydra_hpo.training.callbacks import LAST_CHECKPOINT, CurveRecorder, Diverged, TrialGuard, TrialTimeout
-from hydra_hpo.training.measure import job_metrics, measure
+from hydra_hpo.training.measure import job_metrics, measure, measure_untrained
 from hydra_hpo.training.resultfile import write_result
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,7 @@ def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard, phases: Ph
             recorder.epoch_seconds = recorder.epoch_seconds[:max_epochs]
             recorder.epoch_metrics = recorder.epoch_metrics[:max_epochs]
             recorder.epochs_at_start = len(recorder.curve)
+            recorder.measured = measure_untrained(cfg)
             phases.mark("setup")
             return
     phases.mark("setup")
