@@ -121,6 +121,10 @@ def plot_pareto(outcome: SweepOutcome, objectives: Objectives, path: str | os.Pa
                 ax.plot([e.values[i] for e in group], [e.values[j] for e in group], marker, color=color,
                         markersize=6 if label == "Pareto front" else 4, label=label,
                         linestyle="-" if label == "Pareto front" and len(names) == 2 else "none")
+        for k, axis in ((i, "x"), (j, "y")):  # latency and size span decades: a log axis shows the front
+            values = [e.values[k] for e in entries]
+            if values and min(values) > 0 and max(values) / min(values) > 50:
+                getattr(ax, f"set_{axis}scale")("log")
         ax.set_xlabel(f"{names[i]} ({objectives.directions[names[i]]})")
         ax.set_ylabel(f"{names[j]} ({objectives.directions[names[j]]})")
         ax.grid(alpha=0.3)
