@@ -7,6 +7,7 @@ from typing import Any
 from hydra_hpo.checkpoints import CheckpointStore
 from hydra_hpo.executors.base import Executor
 from hydra_hpo.journal import Journal
+from hydra_hpo.objectives import parse_objectives
 from hydra_hpo.resume import ResumeLog
 from hydra_hpo.schedulers import build_scheduler
 from hydra_hpo.searchers import build_searcher
@@ -27,8 +28,10 @@ def build_tuner(
     fingerprint: dict[str, Any] | None = None,
     callbacks: list[TunerCallback] | None = None,
     checkpoints: CheckpointStore | None = None,
+    metric: str = "validation_error",
 ) -> Tuner:
-    """Searcher, scheduler and tuner as ``settings`` describe them, driving ``executor``."""
+    """Searcher, scheduler and tuner as ``settings`` describe them, driving ``executor``; ``metric`` is the
+    single objective that ``hpo.constraints`` without ``hpo.objectives`` bound."""
     searcher = build_searcher(settings.searcher, space, seed=settings.seed, initial_config=initial_config,
                               **settings.searcher_options)
     scheduler = build_scheduler(settings.scheduler, searcher, settings.n_trials, max_resource,
@@ -39,4 +42,5 @@ def build_tuner(
         fingerprint=fingerprint, max_failure_rate=settings.max_failure_rate, max_retries=settings.max_retries,
         budget_seconds=settings.budget_seconds, budget_epochs=settings.budget_epochs, callbacks=callbacks,
         checkpoints=checkpoints,
+        objectives=parse_objectives(settings.objectives, settings.constraints, metric=metric, mode=settings.mode),
     )

@@ -23,6 +23,7 @@ class Segment:
     finished: float
     error: str | None = None
     output_dir: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def busy_seconds(self) -> float:
@@ -94,6 +95,7 @@ class TrialRecord:
                 finished=result.finished,
                 error=result.error,
                 output_dir=result.output_dir,
+                metrics=dict(result.metrics),
             )
         )
         if result.curve:

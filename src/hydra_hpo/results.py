@@ -106,6 +106,10 @@ def write_summary(outcome: SweepOutcome, sweep_dir: str | os.PathLike, metric: s
 
     sweep_dir = Path(sweep_dir)
     summary = summary_dict(outcome, metric, mode)
+    if outcome.objectives is not None:  # several objectives or constraints: the front and its hypervolume
+        from hydra_hpo.pareto import write_pareto
+
+        summary.update(write_pareto(outcome, sweep_dir, plots=plots))
     atomic_write_text(sweep_dir / TRIALS_CSV, trials_table(outcome))
     atomic_write_text(sweep_dir / RESULTS_YAML, OmegaConf.to_yaml(OmegaConf.create(summary)))
     if plots:

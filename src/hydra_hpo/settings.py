@@ -7,6 +7,7 @@ from numbers import Integral, Real
 from typing import Any, Mapping
 
 from hydra_hpo.errors import SettingsError
+from hydra_hpo.objectives import parse_objectives
 
 __all__ = ["HPOSettings", "SettingsError", "PROGRESS_MODES"]
 
@@ -41,6 +42,8 @@ class HPOSettings:
     trials_per_gpu: int = 1              # jobs that may share one GPU group at once
     cpu_workers: int = 1                 # n_workers=auto when trials use no GPU
     workers_auto: bool = False           # n_workers was auto (set by from_mapping): the GPUs may decide it
+    objectives: dict[str, str] | None = None          # {metric: min|max}; None: metric/mode, the one objective
+    constraints: dict[str, dict[str, float]] | None = None  # {metric: {min: a, max: b}}
     scheduler_options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -108,6 +111,7 @@ class HPOSettings:
         if self.optuna_storage is not None and (not isinstance(self.optuna_storage, str) or not self.optuna_storage):
             raise bad("optuna_storage", "must be an Optuna storage URL (sqlite:///optuna.db), a journal file "
                                         "(optuna.log) or null")
+        parse_objectives(self.objectives, self.constraints, mode=self.mode)
         if not isinstance(self.searcher_options, Mapping):
             raise bad("searcher_options", "must be a mapping of option names to values, e.g. {num_points: 5}")
 
@@ -115,4 +119,6 @@ class HPOSettings:
         """What must not change when a sweep is resumed (n_trials and budgets may grow)."""
         keep = ("searcher", "scheduler", "seed", "mode", "initial_config", "searcher_options", "scheduler_options")
         data = asdict(self)
-        return {k: data[k] for k in keep}
+        # only when set, so that journals written before objectives existed still resume
+        extra = tuple(k for k in ("objectives", "constraints") if data[k] is not None)
+        return {k: data[k] for k in keep + extra}

@@ -6,7 +6,9 @@ Format: JSON lines, one configuration per line::
 
 ``val_error[i]`` is the validation error after epoch ``i + 1``; ``elapsed[i]`` the cumulative training
 seconds after that epoch (strictly increasing). Every row has the same number of epochs ``E``.
-Blank lines are ignored. Errors name the file and line.
+Blank lines are ignored. Errors name the file and line. Any other key of a row is an extra metric the
+simulator passes through in its results' ``metrics``: a number (per row, e.g. ``"n_params": 8010``) or a
+list of ``E`` numbers (per epoch, e.g. ``"inference_ms": [...]``); ``train_seconds`` is ``elapsed``.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class Table:
         elapsed: Sequence[Sequence[float]] | np.ndarray,
         path: str | os.PathLike | None = None,
         line_numbers: Sequence[int] | None = None,
+        extras: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         self.path = Path(path) if path is not None else None
         self.configs = [dict(c) for c in configs]
@@ -88,6 +91,9 @@ class Table:
             _check_row(self.where(i), val_error[i], elapsed[i], epochs)
         self.val_error = np.asarray(val_error, dtype=float)
         self.elapsed = np.asarray(elapsed, dtype=float)
+        self.extras = [dict(e) for e in extras] if extras is not None else [{} for _ in self.configs]
+        for i, extra in enumerate(self.extras):
+            _check_extras(self.where(i), extra, epochs)
         self._indexes: list[_SpaceIndex] = []
 
     @classmethod
@@ -96,7 +102,7 @@ class Table:
         path = Path(path)
         if not path.is_file():
             raise TableError(f"table file {str(path)!r} does not exist")
-        configs, errors, elapsed, lines = [], [], [], []
+        configs, errors, elapsed, lines, extras = [], [], [], [], []
         with open(path, encoding="utf-8") as f:
             for number, line in enumerate(f, start=1):
                 if not line.strip():
@@ -114,7 +120,8 @@ class Table:
                 errors.append(row["val_error"])
                 elapsed.append(row["elapsed"])
                 lines.append(number)
-        return cls(configs, errors, elapsed, path=path, line_numbers=lines)
+                extras.append({k: v for k, v in row.items() if k not in ("config", "val_error", "elapsed")})
+        return cls(configs, errors, elapsed, path=path, line_numbers=lines, extras=extras)
 
     # ------------------------------------------------------------------ shape
     def __len__(self) -> int:
@@ -134,7 +141,15 @@ class Table:
         if not 1 <= n <= len(self):
             raise TableError(f"{self._name()}: cannot take the first {n} rows of {len(self)}")
         lines = self._lines[:n] if self._lines is not None else None
-        return Table(self.configs[:n], self.val_error[:n], self.elapsed[:n], path=self.path, line_numbers=lines)
+        return Table(self.configs[:n], self.val_error[:n], self.elapsed[:n], path=self.path, line_numbers=lines,
+                     extras=self.extras[:n])
+
+    def metrics_at(self, index: int, epoch: int) -> dict[str, float]:
+        """Row ``index``'s extra metrics after ``epoch`` (1-based), with ``train_seconds`` from ``elapsed``."""
+        metrics = {"train_seconds": float(self.elapsed[index, epoch - 1])}
+        for name, value in self.extras[index].items():
+            metrics[name] = float(value[epoch - 1] if isinstance(value, (list, tuple)) else value)
+        return metrics
 
     def row(self, index: int) -> TableRow:
         return TableRow(index, dict(self.configs[index]), self.val_error[index], self.elapsed[index])
@@ -168,6 +183,17 @@ class Table:
         index = _SpaceIndex(self, space)
         self._indexes.append(index)
         return index
+
+
+def _check_extras(where: str, extras: Mapping[str, Any], epochs: int) -> None:
+    for name, value in extras.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if isinstance(value, (list, tuple)) and len(value) != epochs:
+            raise TableError(f"{where}: {name!r} has {len(value)} entries; a per-epoch metric needs {epochs}")
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TableError(f"{where}: {name!r} holds {v!r}, not a number (an extra metric is a number or "
+                                 f"a list of {epochs} numbers)")
 
 
 def _check_row(where: str, val_error: Any, elapsed: Any, epochs: int) -> None:

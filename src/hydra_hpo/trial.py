@@ -62,6 +62,8 @@ class JobResult:
     error: str | None = None
     output_dir: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    # with several objectives or constraints: the rank key (hydra_hpo.objectives.Point) schedulers rank by
+    point: tuple | None = None
 
     @property
     def ok(self) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 from hydra_hpo.checkpoints import CheckpointStore
 from hydra_hpo.errors import UserError
 from hydra_hpo.journal import Journal
+from hydra_hpo.objectives import Objectives
 from hydra_hpo.records import TrialRecord
 from hydra_hpo.resume import ResumeLog
 from hydra_hpo.schedulers.base import WAIT, Scheduler
@@ -64,6 +65,7 @@ class SweepOutcome:
     interrupted: bool = False
     failures: int = 0
     fatal: Exception | None = None  # a FatalSweepError that stopped the sweep
+    objectives: Objectives | None = None  # several objectives or constraints (hydra_hpo.objectives)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -107,6 +109,7 @@ class Tuner:
         budget_epochs: int | None = None,
         callbacks: list[TunerCallback] | None = None,
         checkpoints: CheckpointStore | None = None,
+        objectives: Objectives | None = None,
     ) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"hpo.mode must be 'min' or 'max', got hpo.mode={mode!r}")
@@ -128,6 +131,7 @@ class Tuner:
         self.budget_epochs = budget_epochs
         self.callbacks = list(callbacks or [])
         self.checkpoints = checkpoints
+        self.objectives = objectives  # the incumbent is the best feasible result; schedulers rank Points
         self._keep_checkpoints = False  # an interrupted sweep keeps every checkpoint, to resume from
 
         self.trials: dict[int, TrialRecord] = {}
@@ -219,6 +223,7 @@ class Tuner:
             interrupted=interrupted,
             failures=self.n_failed_trials,
             fatal=fatal,
+            objectives=self.objectives,
             extra={**({"recorded_results_unused": len(unused)} if unused else {}),
                    **(self.checkpoints.finish() if self.checkpoints is not None else {})},
         )
@@ -331,10 +336,11 @@ class Tuner:
                 self._retry_queue.append(dataclasses.replace(job, job_idx=-2))
                 return
         loss = self.sign * result.value if result.ok else None
+        point = self._point(result) if loss is not None and self.objectives is not None else None
         if self.searcher is not None:
             self.searcher.observe(job.trial_id, job.resource, loss)
-        ended = self.scheduler.on_result(dataclasses.replace(result, value=loss))
-        if loss is not None:
+        ended = self.scheduler.on_result(dataclasses.replace(result, value=loss, point=point))
+        if loss is not None and (point is None or point.feasible):  # an infeasible result is never the best
             self._update_best(result)
         if self.best is not None:
             self.incumbent_trace.append((result.finished, self.best.value))
@@ -343,6 +349,16 @@ class Tuner:
         for trial_id in ended:
             self._end_trial(trial_id)
         self._check_stop()
+
+    def _point(self, result: JobResult):
+        """The result's rank key; a metric the sweep needs and the run does not report stops the sweep."""
+        assert self.objectives is not None
+        missing = self.objectives.missing(result.metrics)
+        if missing:
+            raise FatalSweepError(f"metric {missing[0]!r} (hpo.objectives / hpo.constraints) not produced; the run "
+                                  f"reports: {sorted(result.metrics)} (trial {result.job.trial_id}, job dir "
+                                  f"{result.output_dir})")
+        return self.objectives.point(result.metrics)
 
     def _update_best(self, result: JobResult) -> None:
         """The incumbent is the best metric after any epoch this job trained (known when the job ends):

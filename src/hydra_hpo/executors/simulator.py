@@ -109,7 +109,8 @@ class SimulatedExecutor(Executor):
                 JobResult(
                     job=job, status=COMPLETED, value=value, curve=curve,
                     seconds=running.finish - running.start - self.job_overhead,
-                    started=running.start, finished=running.finish, metrics={self.metric: value},
+                    started=running.start, finished=running.finish,
+                    metrics={**self.table.metrics_at(running.row, job.resource), self.metric: value},
                 )
             )
         return results

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import deque
 
 from hydra_hpo.errors import SettingsError
+from hydra_hpo.objectives import Point
 from hydra_hpo.schedulers.base import WAIT, Decision, failure_status
-from hydra_hpo.schedulers.rungs import MultiFidelityScheduler, promotion_quota, ranked
+from hydra_hpo.schedulers.rungs import MultiFidelityScheduler, promotion_quota, rank_value, ranked
 from hydra_hpo.searchers.base import Searcher
 from hydra_hpo.trial import COMPLETED, STOPPED, Job, JobResult
 
@@ -96,7 +97,7 @@ class ASHAScheduler(MultiFidelityScheduler):
         if job.trial_id not in self._in_flight or job.resource not in self.levels:
             raise ValueError(f"unexpected result of trial {job.trial_id} at resource {job.resource}")
         self._in_flight.discard(job.trial_id)
-        loss = result.value if result.ok else None
+        loss = rank_value(result)
         rung = self.levels.index(job.resource)
         if rung < len(self.levels) - 1:
             self._losses[rung][job.trial_id] = loss
@@ -107,7 +108,7 @@ class ASHAScheduler(MultiFidelityScheduler):
         if self.max_paused_checkpoints is not None:
             return self._end(self._release_paused(rung), STOPPED)
         if self.type == "stopping":
-            if not self._continues(rung, loss):
+            if not self._continues(rung, loss, job.trial_id):
                 return self._end([job.trial_id], STOPPED)
             self._continuations.append(
                 Job(job.trial_id, job.config, self.levels[rung + 1], self.levels[rung])
@@ -127,7 +128,10 @@ class ASHAScheduler(MultiFidelityScheduler):
     def end_reason(self, trial_id: int) -> str | None:
         return self._released.get(trial_id)
 
-    def _continues(self, rung: int, loss: float) -> bool:
+    def _continues(self, rung: int, loss: float | Point, trial_id: int) -> bool:
         losses = self._losses[rung]
-        better = sum(1 for other in losses.values() if other is not None and other < loss)
+        if isinstance(loss, Point):  # several objectives: its place in the rung's ranking
+            better = ranked(losses).index(trial_id)
+        else:
+            better = sum(1 for other in losses.values() if other is not None and other < loss)
         return better < max(1, promotion_quota(len(losses), self.eta))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from hydra_hpo.errors import SettingsError
+from hydra_hpo.objectives import Point, rank_points
 from hydra_hpo.schedulers.base import Scheduler
 from hydra_hpo.searchers.base import Searcher
-from hydra_hpo.trial import PAUSED
+from hydra_hpo.trial import PAUSED, JobResult
 
 
 def _check_int(key: str, value: object, minimum: int) -> int:
@@ -48,8 +49,19 @@ def promotion_quota(n: int, eta: int) -> int:
     return n // eta
 
 
-def ranked(losses: Mapping[int, float | None]) -> list[int]:
-    """Ids of trials with a loss, best first, ties to the older trial; failed ones (``None``) left out."""
+def rank_value(result: JobResult) -> float | Point | None:
+    """What a scheduler ranks a result by: its loss, or its objectives' :class:`Point` when the sweep has
+    several objectives or constraints; ``None`` for a failed job."""
+    if not result.ok:
+        return None
+    return result.point if result.point is not None else result.value
+
+
+def ranked(losses: Mapping[int, float | Point | None]) -> list[int]:
+    """Ids of trials with a loss, best first, ties to the older trial; failed ones (``None``) left out.
+    Points (several objectives, constraints) rank by :func:`hydra_hpo.objectives.rank_points`."""
+    if any(isinstance(loss, Point) for loss in losses.values()):
+        return rank_points(losses)
     ok = [trial_id for trial_id, loss in losses.items() if loss is not None]
     return sorted(ok, key=lambda trial_id: (losses[trial_id], trial_id))
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hydra_hpo.schedulers.base import WAIT, Decision, failure_status
-from hydra_hpo.schedulers.rungs import MultiFidelityScheduler, promotion_quota, ranked
+from hydra_hpo.schedulers.rungs import MultiFidelityScheduler, promotion_quota, rank_value, ranked
 from hydra_hpo.searchers.base import Searcher
 from hydra_hpo.trial import COMPLETED, STOPPED, Job, JobResult
 
@@ -70,7 +70,7 @@ class Bracket:
                 f"unexpected result of trial {trial_id} at resource {result.job.resource}: "
                 f"rung {self.rung} (resource {self.levels[self.rung]}) runs {self._members}"
             )
-        self._losses[trial_id] = result.value if result.ok else None
+        self._losses[trial_id] = rank_value(result)
         ended = {} if result.ok else {trial_id: failure_status(result)}
         if len(self._losses) < len(self._members):
             return ended

@@ -21,6 +21,7 @@ from hydra_hpo.errors import JobConfigError, MetricMissing
 from hydra_hpo.trial import CONFIG_ERROR, COMPLETED, DIVERGED, FAILED, INTERRUPTED, TIMEOUT
 from hydra_hpo.training.callbacks import LAST_CHECKPOINT, CurveRecorder, Diverged, TrialGuard, TrialTimeout
 from hydra_hpo.training.loggers import trial_loggers
+from hydra_hpo.training.measure import job_metrics, measure, measure_untrained
 from hydra_hpo.training.resultfile import write_result
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,8 @@ def _result(cfg: DictConfig, recorder: CurveRecorder, status: str, error: str | 
         "value": value,
         "curve": curve,
         "epoch_seconds": list(recorder.epoch_seconds),
-        "metrics": dict(recorder.epoch_metrics[-1]) if recorder.epoch_metrics else {},
+        "metrics": {**(dict(recorder.epoch_metrics[-1]) if recorder.epoch_metrics else {}),
+                    **job_metrics(recorder, status)},
         "epochs": len(curve),
         "epochs_trained": len(curve) - recorder.epochs_at_start,
         "seconds": seconds,
@@ -134,6 +136,7 @@ def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard, phases: Ph
             recorder.epoch_seconds = recorder.epoch_seconds[:max_epochs]
             recorder.epoch_metrics = recorder.epoch_metrics[:max_epochs]
             recorder.epochs_at_start = len(recorder.curve)
+            recorder.measured = measure_untrained(cfg)
             phases.mark("setup")
             return
     phases.mark("setup")
@@ -157,6 +160,8 @@ def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard, phases: Ph
         phases.seconds["fit_other"] = max(0.0, fit_seconds - start - epochs - recorder.save_seconds)
     if not recorder.curve:
         raise MetricMissing(f"metric {cfg.metric!r} not produced: no training epoch finished")
+    recorder.measured = measure(model, datamodule, trainer.strategy.root_device)  # once, after training
+    phases.mark("measure")
 
 
 def train(cfg: DictConfig) -> float:

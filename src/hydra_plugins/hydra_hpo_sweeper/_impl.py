@@ -20,6 +20,7 @@ from hydra_hpo.executors.launcher_devices import gpu_setup
 from hydra_hpo.executors.job_process import JOBS_DIR, JobProcessCallback, JobProcesses
 from hydra_hpo.executors.ray_support import ray_session
 from hydra_hpo.journal import JOURNAL_NAME, Journal, JournalError
+from hydra_hpo.objectives import check_objectives
 from hydra_hpo.records import TrialRecord
 from hydra_hpo.atomic import atomic_write_text
 from hydra_hpo.build import build_tuner
@@ -72,6 +73,8 @@ class SweepPlan:
         if not isinstance(resource, int) or resource < 1:
             raise SettingsError(f"hpo.resource_key={settings.resource_key!r} must name an integer >= 1 in the "
                                 f"config, found {resource!r}")
+        check_objectives(settings.objectives, settings.constraints, metric=str(config.get("metric", "validation_error")),
+                         mode=settings.mode, overrides=arguments)
         initial = None
         if settings.initial_config:
             initial = {key: OmegaConf.select(config, key) for key in space.names}
@@ -154,7 +157,8 @@ class HPOSweeperImpl(Sweeper):
                                  in_process_jobs=_runs_in_process(self.launcher))
         tuner = build_tuner(settings, plan.space, plan.max_resource, executor, initial_config=plan.initial_config,
                             journal=journal, resume=resume, fingerprint=plan.fingerprint(),
-                            callbacks=[_Reporter(plan), progress], checkpoints=checkpoints)
+                            callbacks=[_Reporter(plan), progress], checkpoints=checkpoints,
+                            metric=plan.metric)
         if resume is not None:  # refuse another sweep's journal before printing or writing anything
             resume.check_fingerprint(plan.fingerprint())
         sweep_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused sweep leaves no folder behind
@@ -205,6 +209,14 @@ class HPOSweeperImpl(Sweeper):
     def _finish(self, outcome: SweepOutcome, plan: SweepPlan, sweep_dir: Path) -> None:
         shutil.rmtree(sweep_dir / JOBS_DIR, ignore_errors=True)  # only files of jobs that have ended
         summary = write_summary(outcome, sweep_dir, plan.metric, plan.settings.mode)
+        if summary.get("pareto_front"):
+            from hydra_plugins.hydra_hpo_sweeper._pareto_configs import write_pareto_configs
+
+            write_pareto_configs(self.config, summary["pareto_front"], outcome.trials, plan.settings.resource_key,
+                                 sweep_dir)
+            log.info("Pareto front: %d trials (%s), hypervolume %.4g; rerunnable configs in %s",
+                     len(summary["pareto_front"]), ", ".join(str(m["trial_id"]) for m in summary["pareto_front"]),
+                     summary.get("hypervolume", 0.0), sweep_dir / "pareto")
         if outcome.best is not None:
             best_path = sweep_dir / BEST_CONFIG
             atomic_write_text(best_path, self._best_config_yaml(outcome, plan))
