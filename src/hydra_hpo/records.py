@@ -23,6 +23,8 @@ class Segment:
     finished: float
     error: str | None = None
     output_dir: str | None = None
+    config: dict[str, Any] | None = None  # this segment's configuration (population based training changes it)
+    source_trial: int | None = None  # the trial whose checkpoint this segment started from (PBT's exploit)
 
 
 @dataclass
@@ -75,6 +77,8 @@ class TrialRecord:
                 finished=result.finished,
                 error=result.error,
                 output_dir=result.output_dir,
+                config=dict(job.config),
+                source_trial=job.source_trial,
             )
         )
         if result.curve:

@@ -14,12 +14,13 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from hydra_hpo.errors import JobConfigError, MetricMissing
 from hydra_hpo.trial import CONFIG_ERROR, COMPLETED, DIVERGED, FAILED, INTERRUPTED, TIMEOUT
 from hydra_hpo.training.callbacks import LAST_CHECKPOINT, CurveRecorder, Diverged, TrialGuard, TrialTimeout
 from hydra_hpo.training.resultfile import write_result
+from hydra_hpo.training.schedule import OptimizerSchedule, parse_schedule
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +88,14 @@ def _result(cfg: DictConfig, recorder: CurveRecorder, status: str, error: str | 
     }
 
 
-def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard) -> None:
+def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard,
+         schedule: OptimizerSchedule | None = None) -> None:
     threads = cfg.get("threads")
     if threads:  # intra-op threads; 1 suits tiny models and parallel workers (oversubscribed cores crawl)
         torch.set_num_threads(int(threads))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if schedule is not None and cfg.trial.get("schedule"):
+        schedule.schedule = parse_schedule(OmegaConf.to_container(cfg.trial.schedule))
     checkpoint = recorder.checkpoint_dir / LAST_CHECKPOINT if recorder.checkpoint_dir else None
     resume = checkpoint if checkpoint is not None and checkpoint.is_file() else None
     max_epochs = cfg.trainer.get("max_epochs")
@@ -106,7 +110,7 @@ def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard) -> None:
             return
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
-    trainer = make_trainer(cfg.trainer, [guard, recorder])
+    trainer = make_trainer(cfg.trainer, [guard, recorder, *([schedule] if schedule else [])])
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
     if not recorder.curve:
         raise MetricMissing(f"metric {cfg.metric!r} not produced: no training epoch finished")
@@ -124,16 +128,19 @@ def train(cfg: DictConfig) -> float:
     checkpoint_dir = cfg.trial.get("checkpoint_dir")
     recorder = CurveRecorder(cfg.metric, Path(checkpoint_dir).resolve() if checkpoint_dir else None)
     guard = TrialGuard(timeout=cfg.trial.get("timeout"), started=started)
+    schedule = OptimizerSchedule()
 
     def report(status: str, error: BaseException | None = None) -> None:
         message = None if error is None else f"{type(error).__name__}: {error}"
         if isinstance(error, JobConfigError):  # the sweeper shows it to the user as it is
             message = str(error)
-        write_result(output_dir, _result(cfg, recorder, status, message, recorder.job_seconds()))
+        data = _result(cfg, recorder, status, message, recorder.job_seconds())
+        data["optimizer"] = {str(epoch): values for epoch, values in schedule.used.items()}  # per epoch trained
+        write_result(output_dir, data)
 
     try:
         with quiet_lightning():
-            _fit(cfg, recorder, guard)
+            _fit(cfg, recorder, guard, schedule)
     except Diverged as error:
         log.warning("trial %s diverged: %s", cfg.trial.get("id"), error)
         report(DIVERGED, error)
