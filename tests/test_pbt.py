@@ -27,9 +27,14 @@ SPACE = SearchSpace({
 MUTABLE = ["model.lr", "model.momentum"]
 
 
-def pbt(n_trials=8, max_resource=8, seed=0, **options):
+def pbt(n_trials=8, max_resource=8, seed=0, space=SPACE, **options):
     options = {"mutable": MUTABLE, "population_size": 4, "perturbation_interval": 2, **options}
-    return build_scheduler("pbt", build_searcher("random", SPACE, seed=seed), n_trials, max_resource, **options)
+    return build_scheduler("pbt", build_searcher("random", space, seed=seed), n_trials, max_resource, **options)
+
+
+def test_mutable_null_takes_the_optimizer_hyperparameters_of_the_space():
+    sched = PBTScheduler(build_searcher("random", SPACE), 8, 8)  # build_scheduler drops options set to None
+    assert sched.mutable == ("model.lr", "model.momentum")
 
 
 def loss_of(job: Job) -> float:
@@ -50,6 +55,8 @@ def result(job: Job, value: float | None, status: str = COMPLETED) -> JobResult:
     ({"mutable": ["model.num_units"]}, "hpo.mutable: model.num_units cannot change during training; only optimizer"),
     ({"mutable": ["model.weight_decay"]}, "hpo.mutable: model.weight_decay is not in the search space"),
     ({"mutable": []}, "hpo.mutable=[]: list the keys"),
+    ({"mutable": None, "space": SearchSpace({"model.num_units": Int("model.num_units", 8, 64)})},
+     "hpo.mutable=null: the search space (model.num_units) has no optimizer hyperparameter"),
     ({"population_size": 9}, "hpo.population_size=9: larger than hpo.n_trials=8"),
     ({"quantile_fraction": 0.7}, "hpo.quantile_fraction=0.7"),
     ({"resample_probability": 2}, "hpo.resample_probability=2"),

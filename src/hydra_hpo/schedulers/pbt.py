@@ -35,10 +35,23 @@ def optimizer_param(key: str) -> str:
     return key.rsplit(".", 1)[-1]
 
 
+def mutable_keys(mutable: Sequence[str] | None, space: Any) -> tuple[str, ...]:
+    """``hpo.mutable`` as given, or when ``None`` every search-space key naming an optimizer hyperparameter."""
+    if mutable is None:
+        found = tuple(key for key in space.names if optimizer_param(key) in OPTIMIZER_PARAMS)
+        if not found:
+            raise SettingsError(f"hpo.mutable=null: the search space ({', '.join(space.names)}) has no optimizer "
+                                f"hyperparameter ({', '.join(OPTIMIZER_PARAMS)}) that PBT could change during "
+                                "training; list the keys in hpo.mutable")
+        return found
+    return tuple(str(k) for k in mutable)
+
+
 class PBTScheduler(Scheduler):
     """Asynchronous PBT over ``max_resource`` epochs; see the module docstring.
 
-    ``mutable`` lists the search-space keys that may change during training (only optimizer hyperparameters).
+    ``mutable`` lists the search-space keys that may change during training (only optimizer hyperparameters);
+    ``None``: those of the search space's keys that name one (``model.lr``, ``model.momentum``, ...).
     Decisions are drawn from a generator seeded by the searcher's seed, so a sweep replays exactly.
     """
 
@@ -49,7 +62,7 @@ class PBTScheduler(Scheduler):
         searcher: Searcher,
         n_trials: int,
         max_resource: int,
-        mutable: Sequence[str],
+        mutable: Sequence[str] | None = None,
         population_size: int = 4,
         perturbation_interval: int = 2,
         quantile_fraction: float = 0.25,
@@ -77,9 +90,10 @@ class PBTScheduler(Scheduler):
         if not factors or any(isinstance(f, bool) or not isinstance(f, (int, float)) or f <= 0 for f in factors):
             raise SettingsError(f"hpo.perturbation_factors={perturbation_factors!r}: must be a list of positive "
                                 "numbers, e.g. [0.8, 1.2]")
-        if isinstance(mutable, str) or not mutable:
+        if isinstance(mutable, str) or (mutable is not None and not mutable):
             raise SettingsError(f"hpo.mutable={mutable!r}: list the keys PBT may change during training, "
                                 "e.g. [model.lr, model.momentum]")
+        mutable = mutable_keys(mutable, space)
         for key in mutable:
             if optimizer_param(str(key)) not in OPTIMIZER_PARAMS:
                 raise SettingsError(

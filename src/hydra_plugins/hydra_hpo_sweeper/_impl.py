@@ -224,8 +224,9 @@ class HPOSweeperImpl(Sweeper):
     def _finish_pbt(self, outcome: SweepOutcome, plan: SweepPlan, sweep_dir: Path) -> None:
         """Population based training: lineage.png, and the best result's history as a schedule."""
         from hydra_hpo.lineage import history, plot_lineage, schedule
+        from hydra_hpo.schedulers.pbt import mutable_keys
 
-        mutable = list(plan.settings.scheduler_options.get("mutable") or [])
+        mutable = list(mutable_keys(plan.settings.scheduler_options.get("mutable"), plan.space))
         best = (outcome.best.trial_id, outcome.best.resource) if outcome.best is not None else None
         if best is not None:
             steps = history(outcome.trials, *best)
