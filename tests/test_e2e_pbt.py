@@ -79,3 +79,29 @@ def test_a_key_that_cannot_change_during_training_is_refused_before_any_job(tmp_
     assert proc.returncode == 1
     assert "hpo.mutable: model.num_units cannot change during training" in proc.stderr
     assert not (tmp_path / "sweep" / "0").exists()
+
+
+def test_pbt_killed_twice_resumes_to_the_same_lineage_and_best(tmp_path):
+    """One job at a time (basic launcher): the uninterrupted sweep's decisions are the reference."""
+    import sys
+
+    from test_e2e import ROOT, _final_state, _kill_after_finished_segments
+
+    args = ["-m", *TINY, "trainer.max_epochs=4", "hpo.population_size=2", "hpo.perturbation_interval=1",
+            "hpo.n_trials=2", "hpo.n_workers=1"]
+    reference = tmp_path / "reference"
+    train(*args, f"hydra.sweep.dir={reference}", cwd=tmp_path)
+    sweep = tmp_path / "killed"
+    for attempt, threshold in enumerate((2, 5)):  # kills after the 2nd and 5th of 8 finished segments
+        cmd = [sys.executable, str(ROOT / "train.py"), *args, f"hydra.sweep.dir={sweep}",
+               *(["hpo.resume=true"] if attempt else [])]
+        _kill_after_finished_segments(cmd, tmp_path, sweep / "journal.jsonl", threshold, tmp_path / f"{attempt}.log")
+    train(*args, f"hydra.sweep.dir={sweep}", "hpo.resume=true", cwd=tmp_path)
+    rows, best = _final_state(sweep)
+    ref_rows, ref_best = _final_state(reference)
+    lineage = {t: row.rsplit(",", 1)[-1] for t, row in rows.items()}
+    assert lineage == {t: row.rsplit(",", 1)[-1] for t, row in ref_rows.items()}  # every decision made again
+    assert best == pytest.approx(ref_best, abs=1e-6)
+    copies = [e for e in events(sweep) if e["event"] == "checkpoint_copied"]
+    assert len({(e["trial_id"], e["source_trial"], e["resource"]) for e in copies}) == \
+        len([e for e in events(reference) if e["event"] == "checkpoint_copied"])

@@ -128,7 +128,8 @@ def plot_lineage(trials: Mapping[int, TrialRecord], keys: Sequence[str], path: s
             ax.set_yscale("log")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
-    axes[0, 0].set_title("PBT lineage (dotted: copied from another member; black: the best result's history)")
+    axes[0, 0].set_title("PBT lineage (dotted: copied from another member; black: history of the best result)",
+                         fontsize=9)
     axes[-1, 0].set_xlabel("epoch")
     if len(trials) <= 12:
         axes[0, 0].legend(fontsize=7, ncol=4)
