@@ -154,7 +154,8 @@ def test_every_exploit_copies_a_better_member_and_every_member_reaches_the_end(m
 def test_seeded_decisions_repeat_and_another_seed_changes_them():
     def decisions(seed):
         _, seen = run(seed=seed)
-        return [(j.trial_id, j.previous_resource, j.resource, j.source_trial, tuple(j.config.values())) for j, _ in seen]
+        return [(j.trial_id, j.previous_resource, j.resource, j.source_trial, tuple(j.config.values()))
+                for j, _ in seen]
 
     assert decisions(3) == decisions(3)
     assert decisions(3) != decisions(4)
@@ -246,7 +247,8 @@ def test_resume_after_a_kill_makes_the_same_decisions(tmp_path):
         store = CheckpointStore(tmp_path / "checkpoints")
         executor = CheckpointingExecutor(store, 2, outcome)
         executor.crash_after = crash_after
-        return Tuner(sched, executor, journal=journal, resume=resume, checkpoints=store, fingerprint={"a": 1}), decisions
+        tuner = Tuner(sched, executor, journal=journal, resume=resume, checkpoints=store, fingerprint={"a": 1})
+        return tuner, decisions
 
     reference, expected = make(None)
     reference.run()
