@@ -15,12 +15,16 @@ from pathlib import Path
 
 def _bytes_under(path: Path) -> int:
     total = 0
+    seen: set[tuple[int, int]] = set()  # a snapshot is a hard link: count its bytes once
     for directory, _, files in os.walk(path):
         for name in files:
             try:
-                total += os.stat(os.path.join(directory, name)).st_size
+                stat = os.stat(os.path.join(directory, name))
             except OSError:  # a job replaced the file meanwhile
-                pass
+                continue
+            if (stat.st_dev, stat.st_ino) not in seen:
+                seen.add((stat.st_dev, stat.st_ino))
+                total += stat.st_size
     return total
 
 
@@ -35,6 +39,48 @@ class CheckpointStore:
     def dir(self, trial_id: int) -> Path:
         """Where trial ``trial_id`` keeps its checkpoint (created by the job that writes it)."""
         return self.root / f"trial_{trial_id}"
+
+    SNAPSHOT = "segment_{resource}.ckpt"
+
+    def snapshot(self, trial_id: int, resource: int, checkpoint: str = "last.ckpt") -> Path | None:
+        """Freeze the trial's checkpoint as it is after ``resource`` epochs, for other trials to copy while
+        the trial itself trains on (population based training). A hard link (no extra disk until the job
+        replaces ``last.ckpt``, which it does by rename), else a copy; older snapshots of the trial go."""
+        directory = self.dir(trial_id)
+        source = directory / checkpoint
+        if not source.is_file():
+            return None
+        target = directory / self.SNAPSHOT.format(resource=resource)
+        for old in directory.glob(self.SNAPSHOT.format(resource="*")):
+            if old != target:
+                old.unlink(missing_ok=True)
+        tmp = directory / f".{target.name}.tmp"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+        return target
+
+    def copy(self, source_trial: int, resource: int, trial_id: int, checkpoint: str = "last.ckpt") -> int:
+        """Copy ``source_trial``'s checkpoint after ``resource`` epochs into ``trial_id``'s directory as its
+        ``checkpoint``, to resume from: a copy of its own, never shared with the donor nor deleted with it.
+        Returns the bytes copied; raises ``FileNotFoundError`` when the donor has no such checkpoint."""
+        donor = self.dir(source_trial)
+        source = donor / self.SNAPSHOT.format(resource=resource)
+        if not source.is_file():  # killed between recording the donor's result and its snapshot: its latest
+            source = donor / checkpoint
+        if not source.is_file():
+            raise FileNotFoundError(f"trial {source_trial} has no checkpoint after {resource} epochs in {donor}")
+        directory = self.dir(trial_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        for old in directory.glob(self.SNAPSHOT.format(resource="*")):
+            old.unlink(missing_ok=True)  # the trial's own past no longer continues
+        tmp = directory / f".{checkpoint}.copy.tmp"
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, directory / checkpoint)
+        return (directory / checkpoint).stat().st_size
 
     def measure(self) -> int:
         """Bytes of all checkpoints now; remembered as the peak when it is the largest seen."""

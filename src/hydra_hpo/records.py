@@ -24,6 +24,8 @@ class Segment:
     error: str | None = None
     output_dir: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    config: dict[str, Any] | None = None  # this segment's configuration (population based training changes it)
+    source_trial: int | None = None  # the trial whose checkpoint this segment started from (PBT's exploit)
 
     @property
     def busy_seconds(self) -> float:
@@ -96,6 +98,8 @@ class TrialRecord:
                 error=result.error,
                 output_dir=result.output_dir,
                 metrics=dict(result.metrics),
+                config=dict(job.config),
+                source_trial=job.source_trial,
             )
         )
         if result.curve:

@@ -32,10 +32,14 @@ def trials_table(outcome: SweepOutcome) -> str:
         for name in record.config:
             if name not in param_names:
                 param_names.append(name)
+    from hydra_hpo.lineage import changing_keys, has_lineage, lineage_text
+
+    # population based training: each trial's segments with their values and the trial each copied from
+    lineage = changing_keys(outcome.trials) if has_lineage(outcome.trials) else None
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["trial_id", *param_names, "status", "value", "epochs", "seconds", "overhead_seconds",
-                     "started", "finished", "jobs", "seed", "error"])
+                     "started", "finished", "jobs", "seed", "error", *(["lineage"] if lineage is not None else [])])
     for trial_id in sorted(outcome.trials):
         record = outcome.trials[trial_id]
         started = min((s.started for s in record.segments), default=None)
@@ -46,6 +50,7 @@ def trials_table(outcome: SweepOutcome) -> str:
             _fmt(started), _fmt(finished),
             " ".join(str(s.job_idx) for s in record.segments), record.seed,
             record.error.strip().splitlines()[0] if record.error else "",
+            *([lineage_text(record, lineage)] if lineage is not None else []),
         ])
     return buffer.getvalue()
 
@@ -76,7 +81,11 @@ def time_split(outcome: SweepOutcome) -> dict[str, Any]:
 def summary_dict(outcome: SweepOutcome, metric: str, mode: str, name: str = "hydra-hpo") -> dict:
     """The content of optimization_results.yaml (hydra-optuna-sweeper's key names where they exist)."""
     best = outcome.best
-    best_params = dict(outcome.trials[best.trial_id].config) if best else None
+    best_params = None
+    if best:  # the config the best result was trained with (population based training changes it per segment)
+        record = outcome.trials[best.trial_id]
+        during = [s.config for s in record.segments if s.config and s.previous_resource < best.resource <= s.resource]
+        best_params = dict(during[-1] if during else record.config)
     return {
         "name": name,
         "metric": metric,

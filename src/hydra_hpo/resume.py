@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict, deque
 from typing import Any
@@ -124,14 +125,7 @@ class ResumeLog:
         position, event = queue.popleft()
         value = _number(event.get("value"))
         curve = [float(v) if v is not None else math.nan for v in event.get("curve") or []]
-        recorded_job = Job(
-            trial_id=job.trial_id,
-            config=job.config,
-            resource=job.resource,
-            previous_resource=job.previous_resource,
-            job_idx=int(event["job_idx"]),
-            seed=job.seed,
-        )
+        recorded_job = dataclasses.replace(job, job_idx=int(event["job_idx"]))
         result = JobResult(
             job=recorded_job,
             status=event["status"],

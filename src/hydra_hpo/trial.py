@@ -28,6 +28,12 @@ class Job:
     """One segment of a trial: train ``config`` from ``previous_resource`` up to ``resource`` epochs.
 
     ``job_idx`` and ``seed`` are filled in by the tuner (``-1`` / ``0`` when created by a scheduler).
+
+    ``source_trial`` (population based training): the job starts from *that* trial's checkpoint at
+    ``previous_resource`` epochs, which the checkpoint store copies into this trial's own directory before
+    the job starts. ``config`` is this segment's configuration; ``set_params`` names the keys of ``config``
+    (optimizer hyperparameters: ``lr``, ``momentum``, ``weight_decay``) that the job writes into the
+    optimizer's param_groups after restoring (restoring an optimizer brings back its old values).
     """
 
     trial_id: int
@@ -36,6 +42,8 @@ class Job:
     previous_resource: int = 0
     job_idx: int = -1
     seed: int = 0
+    source_trial: int | None = None
+    set_params: tuple[str, ...] = ()
 
     @property
     def epochs(self) -> int:

@@ -274,8 +274,16 @@ class Tuner:
         if job.previous_resource > 0:
             self._log("promoted", trial_id=job.trial_id, job_idx=job.job_idx,
                       previous_resource=job.previous_resource, resource=job.resource, clock=self.clock())
+        lineage = {}
+        if job.source_trial is not None or job.set_params:  # PBT: the segment's own config and its source
+            lineage = {"config": job.config, "source_trial": job.source_trial}
         self._log("segment_started", trial_id=job.trial_id, job_idx=job.job_idx,
-                  previous_resource=job.previous_resource, resource=job.resource, seed=job.seed, clock=self.clock())
+                  previous_resource=job.previous_resource, resource=job.resource, seed=job.seed, clock=self.clock(),
+                  **lineage)
+        if job.source_trial is not None and self.checkpoints is not None:
+            copied = self.checkpoints.copy(job.source_trial, job.previous_resource, job.trial_id)
+            self._log("checkpoint_copied", trial_id=job.trial_id, job_idx=job.job_idx, source_trial=job.source_trial,
+                      resource=job.previous_resource, bytes=copied, clock=self.clock())
         if self.executor.num_running() < self.executor.n_workers:
             self.executor.submit(job)
         else:  # a replay of a run with more workers decided it: it starts when a worker is free
@@ -325,6 +333,9 @@ class Tuner:
         if result.status == CONFIG_ERROR:  # every trial would fail alike: stop at the first, no retry
             raise FatalSweepError(f"{result.error} (trial {job.trial_id}, job dir {result.output_dir})")
         if self.checkpoints is not None:
+            # a recorded result's checkpoint may have moved on since: its snapshot was taken when it came in
+            if result.ok and getattr(self.scheduler, "copies_checkpoints", False) and not self._replaying:
+                self.checkpoints.snapshot(job.trial_id, job.resource)
             self.checkpoints.measure()  # the job has written its checkpoint; those of ending trials go below
         if not result.ok:
             key = (job.trial_id, job.previous_resource, job.resource)

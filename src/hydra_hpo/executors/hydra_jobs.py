@@ -62,6 +62,10 @@ class JobOverrides:
         own["trial.id"] = str(job.trial_id)
         own["trial.checkpoint_dir"] = format_value(str(self.checkpoint_dir(job.trial_id)))
         own[self.resource_key] = str(job.resource)
+        if job.set_params:  # written into the optimizer after restoring, which brings back the old values
+            entry = {"start_epoch": job.previous_resource,
+                     **{key.rsplit(".", 1)[-1]: job.config[key] for key in job.set_params}}
+            own["trial.schedule"] = format_value([entry])
         if self.timeout is not None:
             own["trial.timeout"] = repr(float(self.timeout))
         kept = [o for o in self.forwarded if override_key(o) not in own]

@@ -10,6 +10,7 @@ from hydra_hpo.schedulers.asha import ASHAScheduler
 from hydra_hpo.schedulers.base import WAIT, Decision, Scheduler
 from hydra_hpo.schedulers.fifo import FIFOScheduler
 from hydra_hpo.schedulers.hyperband import HyperbandScheduler
+from hydra_hpo.schedulers.pbt import PBTScheduler
 from hydra_hpo.schedulers.rungs import rung_levels
 from hydra_hpo.schedulers.successive_halving import SuccessiveHalvingScheduler
 from hydra_hpo.searchers.base import Searcher
@@ -19,6 +20,7 @@ SCHEDULERS: dict[str, type[Scheduler]] = {
     "successive_halving": SuccessiveHalvingScheduler,
     "hyperband": HyperbandScheduler,
     "asha": ASHAScheduler,
+    "pbt": PBTScheduler,
 }
 
 # filled in by build_scheduler, never taken from the user's options
@@ -64,6 +66,7 @@ __all__ = [
     "Decision",
     "FIFOScheduler",
     "HyperbandScheduler",
+    "PBTScheduler",
     "SCHEDULERS",
     "Scheduler",
     "SuccessiveHalvingScheduler",

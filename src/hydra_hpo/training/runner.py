@@ -14,7 +14,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from hydra_hpo.devices import check_cuda_process
 from hydra_hpo.errors import JobConfigError, MetricMissing
@@ -23,6 +23,7 @@ from hydra_hpo.training.callbacks import LAST_CHECKPOINT, CurveRecorder, Diverge
 from hydra_hpo.training.loggers import trial_loggers
 from hydra_hpo.training.measure import job_metrics, measure, measure_untrained
 from hydra_hpo.training.resultfile import write_result
+from hydra_hpo.training.schedule import OptimizerSchedule, parse_schedule
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +120,15 @@ def _result(cfg: DictConfig, recorder: CurveRecorder, status: str, error: str | 
     }
 
 
-def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard, phases: PhaseTimer) -> None:
+def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard, phases: PhaseTimer,
+         schedule: OptimizerSchedule | None = None) -> None:
     check_cuda_process()  # a reused worker cannot move CUDA to this job's GPUs: fail loudly, not share one
     threads = cfg.get("threads")
     if threads:  # intra-op threads; 1 suits tiny models and parallel workers (oversubscribed cores crawl)
         torch.set_num_threads(int(threads))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if schedule is not None and cfg.trial.get("schedule"):
+        schedule.schedule = parse_schedule(OmegaConf.to_container(cfg.trial.schedule))
     checkpoint = recorder.checkpoint_dir / LAST_CHECKPOINT if recorder.checkpoint_dir else None
     resume = checkpoint if checkpoint is not None and checkpoint.is_file() else None
     max_epochs = cfg.trainer.get("max_epochs")
@@ -144,7 +148,8 @@ def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard, phases: Ph
     phases.mark("data")
     model = instantiate(cfg.model)
     phases.mark("model")
-    trainer = make_trainer(cfg.trainer, [guard, recorder, *trial_loggers(cfg, recorder)])  # logger=...
+    trainer = make_trainer(cfg.trainer, [guard, recorder, *([schedule] if schedule else []),
+                                            *trial_loggers(cfg, recorder)])  # logger=...
     fit_started = phases.mark("trainer")
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
@@ -182,18 +187,20 @@ def train(cfg: DictConfig) -> float:
     checkpoint_dir = cfg.trial.get("checkpoint_dir")
     recorder = CurveRecorder(cfg.metric, Path(checkpoint_dir).resolve() if checkpoint_dir else None)
     guard = TrialGuard(timeout=cfg.trial.get("timeout"), started=started)
+    schedule = OptimizerSchedule()
 
     def report(status: str, error: BaseException | None = None) -> None:
         message = None if error is None else f"{type(error).__name__}: {error}"
         if isinstance(error, JobConfigError):  # the sweeper shows it to the user as it is
             message = str(error)
         job_seconds = phases.mark("result") - job_started
-        write_result(output_dir, _result(cfg, recorder, status, message, recorder.job_seconds(), job_seconds,
-                                         phases.seconds))
+        data = _result(cfg, recorder, status, message, recorder.job_seconds(), job_seconds, phases.seconds)
+        data["optimizer"] = {str(epoch): values for epoch, values in schedule.used.items()}  # per epoch trained
+        write_result(output_dir, data)
 
     try:
         with quiet_lightning():
-            _fit(cfg, recorder, guard, phases)
+            _fit(cfg, recorder, guard, phases, schedule)
     except Diverged as error:
         log.warning("trial %s diverged: %s", cfg.trial.get("id"), error)
         report(DIVERGED, error)

@@ -41,6 +41,7 @@ from hydra_hpo.tuner import FatalSweepError, SweepOutcome, Tuner, TunerCallback
 log = logging.getLogger(__name__)
 
 BEST_CONFIG = "best_config.yaml"
+LINEAGE_PNG = "lineage.png"
 
 
 @dataclass
@@ -208,6 +209,8 @@ class HPOSweeperImpl(Sweeper):
 
     def _finish(self, outcome: SweepOutcome, plan: SweepPlan, sweep_dir: Path) -> None:
         shutil.rmtree(sweep_dir / JOBS_DIR, ignore_errors=True)  # only files of jobs that have ended
+        if plan.settings.scheduler == "pbt":
+            self._finish_pbt(outcome, plan, sweep_dir)
         summary = write_summary(outcome, sweep_dir, plan.metric, plan.settings.mode)
         if summary.get("pareto_front"):
             from hydra_plugins.hydra_hpo_sweeper._pareto_configs import write_pareto_configs
@@ -240,15 +243,37 @@ class HPOSweeperImpl(Sweeper):
                 f"First error: {errors[0] if errors else 'unknown'}"
             )
 
+    def _finish_pbt(self, outcome: SweepOutcome, plan: SweepPlan, sweep_dir: Path) -> None:
+        """Population based training: lineage.png, and the best result's history as a schedule."""
+        from hydra_hpo.lineage import history, plot_lineage, schedule
+        from hydra_hpo.schedulers.pbt import mutable_keys
+
+        mutable = list(mutable_keys(plan.settings.scheduler_options.get("mutable"), plan.space))
+        best = (outcome.best.trial_id, outcome.best.resource) if outcome.best is not None else None
+        if best is not None:
+            steps = history(outcome.trials, *best)
+            outcome.extra["best_schedule"] = schedule(steps, mutable)
+            outcome.extra["best_history_trials"] = sorted({step.trial_id for step in steps})
+        if outcome.trials:
+            plot_lineage(outcome.trials, mutable, sweep_dir / LINEAGE_PNG, best)
+
     def _best_config_yaml(self, outcome: SweepOutcome, plan: SweepPlan) -> str:
         assert self.config is not None and outcome.best is not None
         best = outcome.trials[outcome.best.trial_id]
         config = OmegaConf.create({k: v for k, v in OmegaConf.to_container(self.config, resolve=False).items()
                                    if k != "hydra"})
-        for key, value in best.config.items():
+        params, seed = best.config, best.seed
+        entries = outcome.extra.get("best_schedule")
+        if entries:  # PBT: the history's first config, then its values per epoch range (applied by the runner)
+            from hydra_hpo.lineage import history
+
+            steps = history(outcome.trials, outcome.best.trial_id, outcome.best.resource)
+            params, seed = steps[0].config, outcome.trials[steps[0].trial_id].seed
+            OmegaConf.update(config, "trial.schedule", [dict(e) for e in entries], merge=False)
+        for key, value in params.items():
             OmegaConf.update(config, key, value, merge=False)
         OmegaConf.update(config, plan.settings.resource_key, outcome.best.resource, merge=False)
-        config.seed = best.seed
+        config.seed = seed
         header = (f"# Best configuration of sweep {Path(str(self.config.hydra.sweep.dir)).resolve()}\n"
                   f"# {plan.metric}={outcome.best.value} (trial {best.trial_id}, {outcome.best.resource} epochs)\n"
                   f"# Rerun: python train.py --config-path <this folder> --config-name best_config\n")
