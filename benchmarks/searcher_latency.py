@@ -18,6 +18,7 @@ import numpy as np
 from hydra_hpo.searchers import build_searcher
 from hydra_hpo.simulate import compose
 from hydra_hpo.space import SearchSpace
+from hydra_hpo.space_structured import space_from_structured
 
 
 def synthetic_loss(space: SearchSpace, config: dict) -> float:
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--observations", default="100,300,1000")
     parser.add_argument("--repeats", type=int, default=100)
     args = parser.parse_args(argv)
-    space = SearchSpace.from_structured(compose([f"search_space={args.space}"])["search_space"])
+    space = space_from_structured(compose([f"search_space={args.space}"])["search_space"])
     print(f"| searcher | observations | median ms | p95 ms |  ({len(space)} parameters, 4 pending, "
           f"{args.repeats} asks each)")
     print("|---|---|---|---|")
