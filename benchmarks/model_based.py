@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from compare import (  # noqa: E402
-    OURS, Run, add_common_arguments, default_budget, half_time, load_table, overrides_runner, ratio_interval,
+    OURS, Run, add_common_arguments, best_at, default_budget, half_time, load_table, overrides_runner, ratio_interval,
     speedup_times, time_to,
 )
 
@@ -78,11 +78,14 @@ def main(argv: list[str] | None = None) -> int:
         runs[name] = [runner(seed) for seed in range(args.seeds)]
         print(f"  {name} ({' '.join(overrides)}): {args.seeds} seeds in {time.perf_counter() - start:.1f} s",
               flush=True)
-    print("\n| algorithm | median s to 1% | hit 1% | vs asha [90% interval] | vs random to R [90% interval] |")
-    print("|---|---|---|---|---|")
+    print("\n| algorithm | median s to 1% | hit 1% | vs asha [90% interval] | vs random to R [90% interval] "
+          "| best at budget (mean ± se) |")
+    print("|---|---|---|---|---|---|")
     for name, seed_runs in runs.items():
         times = [time_to(r.trace, target) for r in seed_runs]
-        cells = [name, f"{half_time(times):.0f}", f"{np.mean(np.isfinite(times)):.2f}", "", ""]
+        finals = np.array([best_at(r.trace, budget) for r in seed_runs])
+        cells = [name, f"{half_time(times):.0f}", f"{np.mean(np.isfinite(times)):.2f}", "", "",
+                 f"{finals.mean():.4f} ± {finals.std(ddof=1) / math.sqrt(len(finals)):.4f}"]
         if "asha" in runs:
             ratio, low, high = target_ratio(runs["asha"], seed_runs, target)
             cells[3] = f"{ratio:.2f} [{low:.2f}, {high:.2f}]"
