@@ -14,6 +14,9 @@ from scipy.optimize import minimize
 from scipy.special import erfcx, log_ndtr
 
 MIN_NOISE = 1e-6  # Optuna's DEFAULT_MINIMUM_NOISE_VAR
+# bounds of the raw (log) parameters: wide enough for any standardized data, narrow enough that a long
+# L-BFGS-B step cannot overflow or underflow them
+_RAW_BOUNDS = {"lengthscale": (-12.0, 12.0), "scale": (-8.0, 8.0), "noise": (-25.0, 3.0)}
 _SQRT5 = math.sqrt(5.0)
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -86,6 +89,8 @@ def _neg_objective(raw: np.ndarray, x: np.ndarray, y: np.ndarray, diffs: np.ndar
     grad_noise = 0.5 * np.trace(inner) * (p.noise - MIN_NOISE)
     prior, prior_grad = _log_prior(p)
     grad = np.concatenate([grad_w, [grad_scale, grad_noise]]) + prior_grad
+    if not (math.isfinite(lml + prior) and np.all(np.isfinite(grad))):
+        return 1e10, np.zeros_like(raw)
     return -(lml + prior), -grad
 
 
@@ -95,7 +100,9 @@ def fit_kernel(x: np.ndarray, y: np.ndarray, start: KernelParams | None = None) 
     start = start if start is not None and len(start.inv_sq_lengthscales) == x.shape[1] else KernelParams.initial(
         x.shape[1])
     diffs = (x[:, None, :] - x[None, :, :]) ** 2
-    result = minimize(_neg_objective, start.to_raw(), args=(x, y, diffs), jac=True, method="L-BFGS-B",
+    bounds = [_RAW_BOUNDS["lengthscale"]] * x.shape[1] + [_RAW_BOUNDS["scale"], _RAW_BOUNDS["noise"]]
+    raw = np.clip(start.to_raw(), [low for low, _ in bounds], [high for _, high in bounds])
+    result = minimize(_neg_objective, raw, args=(x, y, diffs), jac=True, method="L-BFGS-B", bounds=bounds,
                       options={"gtol": 1e-2, "maxiter": 200})
     return KernelParams.from_raw(result.x)
 
@@ -108,7 +115,11 @@ class Posterior:
         d2 = _sq_dist(x, x, params.inv_sq_lengthscales)
         k = _matern(d2, params.scale)[0]
         k[np.diag_indices(len(x))] += params.noise
-        self.chol = cho_factor(k, lower=True, check_finite=False)
+        try:
+            self.chol = cho_factor(k, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:  # nearly equal rows under a tiny noise: add jitter
+            k[np.diag_indices(len(x))] += 1e-6 * params.scale
+            self.chol = cho_factor(k, lower=True, check_finite=False)
         self.alpha = cho_solve(self.chol, y, check_finite=False)
 
     def predict(self, z: np.ndarray, grad: bool = False):
