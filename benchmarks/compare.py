@@ -68,6 +68,7 @@ OURS: dict[str, list[str]] = {
     "tpe": ["hpo=tpe"],
     "bohb": ["hpo=bohb"],
     "gp": ["hpo=gp"],
+    "mobster": ["hpo=mobster"],
 }
 OPTUNA = ("optuna_tpe_hyperband", "optuna_random_sh")
 QUANTILES = (0.10, 0.05, 0.01)

@@ -3,8 +3,9 @@
     python benchmarks/model_based.py --seeds 30
     python benchmarks/model_based.py --seeds 30 --variant "bohb_rf=hpo=bohb hpo.searcher_options.random_fraction=0.33"
 
-Runs random, asha, tpe and bohb (``conf/hpo/<name>.yaml``, plus any ``--variant name=overrides``) with the
-simulator exactly as benchmarks/compare.py does (same table, budget, workers, per-epoch incumbent), then prints
+Runs random, asha, tpe, bohb, gp and mobster (``conf/hpo/<name>.yaml``, plus any ``--variant name=overrides``) with the
+simulator exactly as benchmarks/compare.py does (same table, budget, workers, per-epoch incumbent,
+job overhead: ``--job-overhead``, default compare.py's), then prints
 
 - for each multi-fidelity algorithm: the median time to the table's top-1% target (the 1% quantile of its
   final errors) as a fraction of ASHA's, with a 90% bootstrap interval over seeds, and the hit rate;
@@ -27,11 +28,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from compare import (  # noqa: E402
-    OURS, Run, add_common_arguments, default_budget, half_time, load_table, overrides_runner, ratio_interval,
+    OURS, Run, add_common_arguments, best_at, default_budget, half_time, load_table, overrides_runner, ratio_interval,
     speedup_times, time_to,
 )
 
-BASE = ("random", "asha", "tpe", "bohb")
+BASE = ("random", "asha", "tpe", "bohb", "gp", "mobster")
 
 
 def target_ratio(reference: list[Run], other: list[Run], target: float, level: float = 0.9, n_boot: int = 2000,
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
     parser.add_argument("--budget", type=float, default=None)
-    parser.add_argument("--base", default=",".join(BASE), help="which of random,asha,tpe,bohb to run")
+    parser.add_argument("--base", default=",".join(BASE), help="which of compare.py's algorithms to run")
     parser.add_argument("--variant", action="append", default=[], help="name=space-separated hpo overrides")
     args = parser.parse_args(argv)
     logging.getLogger("hydra_hpo").setLevel(logging.ERROR)
@@ -67,19 +68,24 @@ def main(argv: list[str] | None = None) -> int:
         name, _, overrides = variant.partition("=")
         algorithms[name] = overrides.split()
     print(f"{args.table.name}: {args.seeds} seeds, {args.workers} workers, budget {budget:g} s, "
+          f"job overhead {args.job_overhead:g} s per job, "
           f"top-1% target {target:.4f}")
     runs: dict[str, list[Run]] = {}
     for name, overrides in algorithms.items():
         start = time.perf_counter()
-        runner = overrides_runner(overrides, table, space, args.workers, budget, args.incumbent)
+        runner = overrides_runner(overrides, table, space, args.workers, budget, args.incumbent,
+                                  args.job_overhead)
         runs[name] = [runner(seed) for seed in range(args.seeds)]
         print(f"  {name} ({' '.join(overrides)}): {args.seeds} seeds in {time.perf_counter() - start:.1f} s",
               flush=True)
-    print("\n| algorithm | median s to 1% | hit 1% | vs asha [90% interval] | vs random to R [90% interval] |")
-    print("|---|---|---|---|---|")
+    print("\n| algorithm | median s to 1% | hit 1% | vs asha [90% interval] | vs random to R [90% interval] "
+          "| best at budget (mean ± se) |")
+    print("|---|---|---|---|---|---|")
     for name, seed_runs in runs.items():
         times = [time_to(r.trace, target) for r in seed_runs]
-        cells = [name, f"{half_time(times):.0f}", f"{np.mean(np.isfinite(times)):.2f}", "", ""]
+        finals = np.array([best_at(r.trace, budget) for r in seed_runs])
+        cells = [name, f"{half_time(times):.0f}", f"{np.mean(np.isfinite(times)):.2f}", "", "",
+                 f"{finals.mean():.4f} ± {finals.std(ddof=1) / math.sqrt(len(finals)):.4f}"]
         if "asha" in runs:
             ratio, low, high = target_ratio(runs["asha"], seed_runs, target)
             cells[3] = f"{ratio:.2f} [{low:.2f}, {high:.2f}]"

@@ -137,7 +137,7 @@ def test_empty_space_has_one_configuration(name: str) -> None:
 
 
 def test_build_searcher_errors() -> None:
-    with pytest.raises(ValueError, match=r"hpo.searcher='bogus'.*gp, grid, random, sobol, tpe"):
+    with pytest.raises(ValueError, match=r"hpo.searcher='bogus'.*gp, grid, mobster, random, sobol, tpe"):
         build_searcher("bogus", small_space())
     with pytest.raises(ValueError, match=r"'random' has no option 'num_points'"):
         build_searcher("random", small_space(), num_points=3)

@@ -12,6 +12,7 @@ from hydra_hpo.errors import SettingsError
 from hydra_hpo.searchers.base import Searcher
 from hydra_hpo.searchers.gp import GPSearcher
 from hydra_hpo.searchers.grid import GridSearcher
+from hydra_hpo.searchers.mobster import MobsterSearcher
 from hydra_hpo.searchers.random import RandomSearcher
 from hydra_hpo.searchers.sobol import SobolSearcher
 from hydra_hpo.searchers.tpe import TPESearcher
@@ -21,6 +22,7 @@ SEARCHERS: dict[str, type[Searcher]] = {
     "random": RandomSearcher,
     "grid": GridSearcher,
     "gp": GPSearcher,
+    "mobster": MobsterSearcher,
     "sobol": SobolSearcher,
     "tpe": TPESearcher,
 }
@@ -60,6 +62,7 @@ __all__ = [
     "SEARCHERS",
     "GPSearcher",
     "GridSearcher",
+    "MobsterSearcher",
     "RandomSearcher",
     "Searcher",
     "SobolSearcher",

@@ -1,43 +1,33 @@
-"""Gaussian-process Bayesian optimization: a Matern-5/2 ARD kernel fitted by marginal likelihood
-(scikit-learn's ``GaussianProcessRegressor``), expected improvement maximized over quasi-random candidates
-and a local search around the best of them, pending trials handled by a constant liar."""
+"""Gaussian-process Bayesian optimization: a Matern-5/2 ARD GP (numpy/scipy, see ``gaussian_process``)
+fitted by maximum a posteriori marginal likelihood, log expected improvement maximized over scrambled Sobol'
+candidates and L-BFGS-B from the best of them, pending trials handled by a constant liar."""
 
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve, solve_triangular
-from scipy.stats import norm, qmc
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.gaussian_process import GaussianProcessRegressor
-from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+from scipy.optimize import minimize
+from scipy.stats import qmc
+from threadpoolctl import ThreadpoolController
 
 from hydra_hpo.searchers.base import ModelBasedSearcher
+from hydra_hpo.searchers.gaussian_process import KernelParams, Posterior, fit_kernel, log_ei, log_ei_grad
 from hydra_hpo.space import Categorical, Float, SearchSpace
 
-_LOCAL_STEPS = (0.1, 0.03, 0.01)  # local-search step sizes on the unit cube, coarse to fine
-_LOCAL_STARTS = 5
-_HYPER_POINTS = 128  # observations the marginal likelihood is maximized on (cost: cubic in this)
+_LOCAL_STARTS = 5  # best Sobol' candidates the local search starts from
+_LOCAL_ITERATIONS = 15  # L-BFGS-B iterations of the local search (all starts at once)
+_THREADS: ThreadpoolController | None = None
 
 
-class _Posterior:
-    """The GP posterior of standardized losses ``y`` at features ``x`` under a fitted kernel
-    (amplitude * Matern + white noise); ``predict`` gives the noise-free mean and standard deviation."""
-
-    def __init__(self, kernel: Any, x: np.ndarray, y: np.ndarray) -> None:
-        self.kernel, self.x = kernel, x
-        self.cholesky = cho_factor(kernel(x) + 1e-8 * np.eye(len(x)), lower=True)
-        self.alpha = cho_solve(self.cholesky, y)
-
-    def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        cross = self.kernel.k1(features, self.x)  # the white-noise term is zero between distinct points
-        mean = cross @ self.alpha
-        v = solve_triangular(self.cholesky[0], cross.T, lower=True)
-        var = self.kernel.k1.diag(features) - np.einsum("ij,ij->j", v, v)
-        return mean, np.sqrt(np.maximum(var, 1e-12))
+def _one_blas_thread():
+    """A context with BLAS on one thread: our matrices are small (<= a few hundred rows), and a
+    multithreaded BLAS on a busy machine spends 10-100x longer waiting for its threads than computing."""
+    global _THREADS
+    if _THREADS is None:
+        _THREADS = ThreadpoolController()
+    return _THREADS.limit(limits=1, user_api="blas")
 
 
 class GPSearcher(ModelBasedSearcher):
@@ -45,12 +35,15 @@ class GPSearcher(ModelBasedSearcher):
     their rounded values) and one-hot categoricals, so the kernel sees what a configuration really is.
 
     The GP models the (standardized) losses of the model's rung (see :class:`ModelBasedSearcher`); failed
-    jobs and pending trials count as the worst loss seen (a constant liar, so parallel workers spread
-    out). Kernel hyperparameters (an amplitude, one length scale per feature, a noise level) are refitted
-    by maximizing the marginal likelihood (L-BFGS-B, on at most 128 of the observations) whenever the data
-    grew by ``refit_growth`` since the last fit, and reused (one Cholesky factorization) in between. At most
-    ``max_points`` observations enter the posterior: the best half and the most recent others. Expected improvement is maximized over ``n_candidates``
-    scrambled Sobol' points plus Gaussian steps around the best ``5`` of them.
+    jobs and pending trials count as the worst loss seen (a constant liar, so parallel workers spread out).
+    Kernel hyperparameters (one inverse squared length scale per feature, an amplitude, a noise variance,
+    with Optuna's priors) are refitted by L-BFGS-B, warm-started from the previous fit, whenever the results
+    grew by ``refit_growth`` (10%: every result early on, every 100th at 1,000) and reused in between (one
+    Cholesky factorization per suggestion). At most ``max_points`` observations enter the model: the best
+    half, and a random subset of the others (drawn afresh each suggestion from a generator seeded by the
+    searcher's seed and the number of results, so a replay picks the same). Log expected improvement is
+    evaluated at ``n_candidates`` scrambled Sobol' points; L-BFGS-B then climbs it from the best 5 along the
+    float parameters (integers and categoricals keep the candidate's values).
     """
 
     def __init__(
@@ -65,9 +58,9 @@ class GPSearcher(ModelBasedSearcher):
         max_retries: int = 1000,
     ) -> None:
         super().__init__(space, seed, initial_config, n_startup, max_retries)
-        if int(n_candidates) != n_candidates or n_candidates < 1:
+        if isinstance(n_candidates, bool) or int(n_candidates) != n_candidates or n_candidates < 1:
             raise ValueError(f"hpo.searcher option n_candidates={n_candidates!r} must be an int >= 1")
-        if int(max_points) != max_points or max_points < 2:
+        if isinstance(max_points, bool) or int(max_points) != max_points or max_points < 2:
             raise ValueError(f"hpo.searcher option max_points={max_points!r} must be an int >= 2")
         if not refit_growth >= 0:
             raise ValueError(f"hpo.searcher option refit_growth={refit_growth!r} must be >= 0")
@@ -76,9 +69,16 @@ class GPSearcher(ModelBasedSearcher):
         self.refit_growth = float(refit_growth)
         self._rng = np.random.Generator(np.random.PCG64(seed))
         self._sobol = qmc.Sobol(d=max(1, len(space)), scramble=True, rng=np.random.default_rng(seed))
-        self._kernel: Any = None  # fitted kernel hyperparameters, reused until the data grows
+        self._params: KernelParams | None = None  # the last fit, reused until the data grows
         self._fitted_on = 0
         self._encoded: dict[int, np.ndarray] = {}  # features of each trial's configuration
+        # (parameter index, feature column) of each float parameter: the local search moves these
+        self._float_columns: list[tuple[int, int]] = []
+        column = 0
+        for index, (_, p) in enumerate(space.items()):
+            if isinstance(p, Float):
+                self._float_columns.append((index, column))
+            column += len(p.choices) if isinstance(p, Categorical) else 1
 
     def _draw(self) -> dict[str, Any]:
         return self.space.sample(self._rng)
@@ -86,10 +86,14 @@ class GPSearcher(ModelBasedSearcher):
     def suggest(self) -> dict[str, Any] | None:
         if self._pending_initial is not None or len(self.space) == 0:
             return super().suggest()
-        resource = self.model_resource()
-        if resource is not None:
-            gp, best = self._fit(resource)
-            for u in self._ranked_candidates(gp, best):
+        with _one_blas_thread():
+            return self._suggest_with_model()
+
+    def _suggest_with_model(self) -> dict[str, Any] | None:
+        model = self._model()
+        if model is not None:
+            posterior, best, extra = model
+            for u in self._ranked_candidates(posterior, best, extra):
                 config = self.space.from_unit(u)
                 key = self.space.key(config)
                 if key not in self._seen:
@@ -97,55 +101,92 @@ class GPSearcher(ModelBasedSearcher):
                     return config
         return super().suggest()  # random start-up draws (None once a small space is exhausted)
 
-    def _fit(self, resource: int) -> tuple[_Posterior, float]:
+    # -- the model ---------------------------------------------------------------------------------------
+
+    def _feature(self, trial_id: int) -> np.ndarray:
+        if trial_id not in self._encoded:
+            self._encoded[trial_id] = self.space.encode(self.configs[trial_id])
+        return self._encoded[trial_id]
+
+    def _training_data(self) -> tuple[np.ndarray, np.ndarray, float, np.ndarray | None] | None:
+        """``(x, y, best, extra)``: features and losses the GP is fitted on, the loss to improve on and the
+        features appended to each candidate's (none here); ``None`` while the model is off."""
+        resource = self.model_resource()
+        if resource is None:
+            return None
         losses = self.losses_at(resource)
-        keep = losses[: self.max_points // 2]
-        kept = {trial_id for _, trial_id in keep}
-        recent = sorted((item for item in losses if item[1] not in kept), key=lambda item: -item[1])
-        keep += recent[: self.max_points - len(keep)]
+        keep = self._cap(losses, len(losses))
         finite = [loss for loss, _ in losses if math.isfinite(loss)]
         worst = max(finite) if finite else 1.0
         ids = [trial_id for _, trial_id in keep] + self.pending
         y = np.array([loss if math.isfinite(loss) else worst for loss, _ in keep] + [worst] * len(self.pending))
+        x = np.stack([self._feature(trial_id) for trial_id in ids])
+        return x, y, (min(finite) if finite else worst), None
+
+    def _cap(self, ranked: list, n_results: int) -> list:
+        """At most ``max_points`` of ``ranked`` (best first): the best half and a random subset of the rest."""
+        if len(ranked) <= self.max_points:
+            return list(ranked)
+        n_best = self.max_points // 2
+        rng = np.random.default_rng([self.seed, n_results])
+        others = rng.choice(len(ranked) - n_best, size=self.max_points - n_best, replace=False)
+        return list(ranked[:n_best]) + [ranked[n_best + i] for i in sorted(others)]
+
+    def _model(self) -> tuple[Posterior, float, np.ndarray | None] | None:
+        data = self._training_data()
+        if data is None:
+            return None
+        x, y, best, extra = data
         shift, scale = float(np.mean(y)), float(np.std(y)) or 1.0
         y = (y - shift) / scale
-        for trial_id in ids:
-            if trial_id not in self._encoded:
-                self._encoded[trial_id] = self.space.encode(self.configs[trial_id])
-        x = np.stack([self._encoded[trial_id] for trial_id in ids])
-        if self._kernel is None or len(losses) >= (1 + self.refit_growth) * self._fitted_on:
-            self._fitted_on = len(losses)
-            n_fit = min(len(keep), _HYPER_POINTS)  # the best and the most recent, as kept above
-            kernel = (ConstantKernel(1.0, (1e-3, 1e3)) * Matern(np.full(x.shape[1], 0.5), (1e-2, 1e2), nu=2.5)
-                      + WhiteKernel(1e-2, (1e-6, 1e0)))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                self._kernel = GaussianProcessRegressor(kernel).fit(x[:n_fit], y[:n_fit]).kernel_
-        best = (min(finite) - shift) / scale if finite else float(np.max(y))
-        return _Posterior(self._kernel, x, y), best
+        n_results = sum(len(by_resource) for by_resource in self.results.values())
+        if (self._params is None or len(self._params.inv_sq_lengthscales) != x.shape[1]
+                or n_results >= (1 + self.refit_growth) * self._fitted_on):
+            self._fitted_on = n_results
+            self._params = fit_kernel(x, y, self._params)
+        return Posterior(self._params, x, y), (best - shift) / scale, extra
 
-    def _ranked_candidates(self, gp: _Posterior, best: float) -> list[np.ndarray]:
-        """Candidates on the unit cube, highest expected improvement first."""
+    # -- the acquisition ---------------------------------------------------------------------------------
+
+    def _ranked_candidates(self, posterior: Posterior, best: float, extra: np.ndarray | None) -> list[np.ndarray]:
+        """Points of the unit cube, highest log expected improvement first: the local optima, then the
+        Sobol' candidates."""
         candidates = self._sobol.random(self.n_candidates)
-        scores = self._expected_improvement(gp, best, candidates)
-        starts = candidates[np.argsort(-scores)[:_LOCAL_STARTS]]
-        pool, pool_scores = [candidates], [scores]
-        for step in _LOCAL_STEPS:
-            moves = np.repeat(starts, 16, axis=0)
-            moves = np.clip(moves + step * self._rng.standard_normal(moves.shape), 0.0, 1.0)
-            move_scores = self._expected_improvement(gp, best, moves)
-            pool.append(moves)
-            pool_scores.append(move_scores)
-            merged = np.vstack([starts, moves])
-            merged_scores = np.concatenate([self._expected_improvement(gp, best, starts), move_scores])
-            starts = merged[np.argsort(-merged_scores)[:_LOCAL_STARTS]]
-        points, all_scores = np.vstack(pool), np.concatenate(pool_scores)
-        return list(points[np.argsort(-all_scores, kind="stable")])
+        features = self._with_extra(self._features(candidates), extra)
+        scores = log_ei(*posterior.predict(features), best)
+        order = np.argsort(-scores, kind="stable")
+        local = self._local_search(posterior, best, candidates[order[:_LOCAL_STARTS]],
+                                   features[order[:_LOCAL_STARTS]]) if self._float_columns else []
+        return local + list(candidates[order])
 
-    def _expected_improvement(self, gp: _Posterior, best: float, unit: np.ndarray) -> np.ndarray:
-        mean, std = gp.predict(self._features(unit))
-        z = (best - mean) / std
-        return (best - mean) * norm.cdf(z) + std * norm.pdf(z)
+    def _local_search(self, posterior: Posterior, best: float, starts: np.ndarray,
+                      features: np.ndarray) -> list[np.ndarray]:
+        """L-BFGS-B on log EI along the float coordinates from each start (one problem for all starts, as
+        their objectives are independent); the results, best first."""
+        params = [index for index, _ in self._float_columns]
+        columns = [column for _, column in self._float_columns]
+        shape = (len(starts), len(columns))
+
+        def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
+            z = features.copy()
+            z[:, columns] = flat.reshape(shape)
+            value, grad = log_ei_grad(posterior, z, best)
+            return -float(value.sum()), -grad[:, columns].ravel()
+
+        result = minimize(objective, starts[:, params].ravel(), jac=True, method="L-BFGS-B",
+                          bounds=[(0.0, 1.0)] * (shape[0] * shape[1]), options={"maxiter": _LOCAL_ITERATIONS})
+        moved = starts.copy()
+        moved[:, params] = np.clip(result.x.reshape(shape), 0.0, 1.0)
+        z = features.copy()
+        z[:, columns] = moved[:, params]
+        scores = log_ei(*posterior.predict(z), best)
+        return list(moved[np.argsort(-scores, kind="stable")])
+
+    @staticmethod
+    def _with_extra(features: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
+        if extra is None:
+            return features
+        return np.hstack([features, np.broadcast_to(extra, (len(features), len(extra)))])
 
     def _features(self, unit: np.ndarray) -> np.ndarray:
         """``SearchSpace.encode`` of ``from_unit`` of each row, vectorized (integers rounded, one-hot choices)."""
