@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -66,7 +67,12 @@ def test_pbt_with_joblib_and_two_workers_runs_to_the_end(tmp_path):
           "hpo.perturbation_interval=1", "hpo.n_trials=4", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     summary = OmegaConf.load(sweep / "optimization_results.yaml")
     assert summary.n_failures == 0 and summary.trial_statuses == {"completed": 3}
-    assert summary.epochs_total == 12
+    # every member reached trainer.max_epochs; how many epochs that took depends on which member finished
+    # first (a member that copies a donor further ahead skips epochs), so only bounds and sums are exact
+    rows = list(csv.DictReader((sweep / "trials.csv").open()))
+    assert len(rows) == 3 and all(int(row["epochs"]) == 4 for row in rows)
+    trained = [json.loads(p.read_text())["epochs_trained"] for p in sweep.glob("[0-9]*/result.json")]
+    assert summary.epochs_total == sum(trained) <= 12
     log = events(sweep)
     assert all("config" in e for e in log if e["event"] == "segment_started")
     for name in ("lineage.png", "best_config.yaml", "trials.csv"):
