@@ -49,8 +49,9 @@ def assert_one_line(returncode: int, lines: list[str], *fragments: str) -> None:
         (["model.lr=interval(1.0,0.5)"], ["'model.lr'", "low=1.0 >= high=0.5"]),
         (["model.lr=tag(foo,interval(0.1,1.0))"], ["'model.lr'", "unknown tag 'foo'"]),
         (["~search_space"], ["search space is empty", "search_space="]),
+        (["hpo=tpe", "hpo.searcher_options.gamma=2"], ["hpo.searcher option gamma=2", "between 0 and 1"]),
     ],
-    ids=["r_min", "searcher", "unknown_key", "bad_interval", "bad_tag", "empty_space"],
+    ids=["r_min", "searcher", "unknown_key", "bad_interval", "bad_tag", "empty_space", "searcher_option"],
 )
 def test_a_bad_setting_or_search_space_is_one_line_and_no_sweep_folder(tmp_path, overrides, fragments):
     sweep = tmp_path / "sweep"

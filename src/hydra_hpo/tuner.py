@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra_hpo.checkpoints import CheckpointStore
-from hydra_hpo.errors import UserError
+from hydra_hpo.errors import SettingsError, UserError
 from hydra_hpo.journal import Journal
 from hydra_hpo.objectives import Objectives
 from hydra_hpo.records import TrialRecord
@@ -112,11 +112,11 @@ class Tuner:
         objectives: Objectives | None = None,
     ) -> None:
         if mode not in ("min", "max"):
-            raise ValueError(f"hpo.mode must be 'min' or 'max', got hpo.mode={mode!r}")
+            raise SettingsError(f"hpo.mode must be 'min' or 'max', got hpo.mode={mode!r}")
         if not 0.0 <= max_failure_rate <= 1.0:
-            raise ValueError(f"hpo.max_failure_rate must be in [0, 1], got {max_failure_rate}")
+            raise SettingsError(f"hpo.max_failure_rate must be in [0, 1], got {max_failure_rate}")
         if max_retries < 0:
-            raise ValueError(f"hpo.max_retries must be >= 0, got {max_retries}")
+            raise SettingsError(f"hpo.max_retries must be >= 0, got {max_retries}")
         self.scheduler = scheduler
         self.executor = executor
         self.searcher = searcher

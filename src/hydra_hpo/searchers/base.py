@@ -124,7 +124,7 @@ class ModelBasedSearcher(DistinctSearcher):
     ) -> None:
         super().__init__(space, seed, initial_config, max_retries)
         if n_startup is not None and (isinstance(n_startup, bool) or int(n_startup) != n_startup or n_startup < 2):
-            raise ValueError(f"hpo.searcher option n_startup={n_startup!r} must be an int >= 2 (or null)")
+            raise SettingsError(f"hpo.searcher option n_startup={n_startup!r} must be an int >= 2 (or null)")
         self.n_startup = int(n_startup) if n_startup is not None else max(10, len(space) + 1)
 
     def model_resource(self) -> int | None:

@@ -12,6 +12,7 @@ from scipy.optimize import minimize
 from scipy.stats import qmc
 from threadpoolctl import ThreadpoolController
 
+from hydra_hpo.errors import SettingsError
 from hydra_hpo.searchers.base import ModelBasedSearcher
 from hydra_hpo.searchers.gaussian_process import KernelParams, Posterior, fit_kernel, log_ei, log_ei_grad
 from hydra_hpo.space import Categorical, Float, SearchSpace
@@ -59,11 +60,11 @@ class GPSearcher(ModelBasedSearcher):
     ) -> None:
         super().__init__(space, seed, initial_config, n_startup, max_retries)
         if isinstance(n_candidates, bool) or int(n_candidates) != n_candidates or n_candidates < 1:
-            raise ValueError(f"hpo.searcher option n_candidates={n_candidates!r} must be an int >= 1")
+            raise SettingsError(f"hpo.searcher option n_candidates={n_candidates!r} must be an int >= 1")
         if isinstance(max_points, bool) or int(max_points) != max_points or max_points < 2:
-            raise ValueError(f"hpo.searcher option max_points={max_points!r} must be an int >= 2")
+            raise SettingsError(f"hpo.searcher option max_points={max_points!r} must be an int >= 2")
         if not refit_growth >= 0:
-            raise ValueError(f"hpo.searcher option refit_growth={refit_growth!r} must be >= 0")
+            raise SettingsError(f"hpo.searcher option refit_growth={refit_growth!r} must be >= 0")
         self.n_candidates = int(n_candidates)
         self.max_points = int(max_points)
         self.refit_growth = float(refit_growth)

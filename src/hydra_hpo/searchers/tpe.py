@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from hydra_hpo.errors import SettingsError
 from hydra_hpo.searchers.base import ModelBasedSearcher
 from hydra_hpo.searchers.parzen import ParzenEstimator
 from hydra_hpo.space import Categorical, SearchSpace
@@ -45,15 +46,15 @@ class TPESearcher(ModelBasedSearcher):
     ) -> None:
         super().__init__(space, seed, initial_config, n_startup, max_retries)
         if not 0.0 < gamma < 1.0:
-            raise ValueError(f"hpo.searcher option gamma={gamma!r} must be between 0 and 1")
+            raise SettingsError(f"hpo.searcher option gamma={gamma!r} must be between 0 and 1")
         if int(n_candidates) != n_candidates or n_candidates < 1:
-            raise ValueError(f"hpo.searcher option n_candidates={n_candidates!r} must be an int >= 1")
+            raise SettingsError(f"hpo.searcher option n_candidates={n_candidates!r} must be an int >= 1")
         if not prior_weight > 0:
-            raise ValueError(f"hpo.searcher option prior_weight={prior_weight!r} must be > 0")
+            raise SettingsError(f"hpo.searcher option prior_weight={prior_weight!r} must be > 0")
         if not 0.0 <= random_fraction <= 1.0:
-            raise ValueError(f"hpo.searcher option random_fraction={random_fraction!r} must be in [0, 1]")
+            raise SettingsError(f"hpo.searcher option random_fraction={random_fraction!r} must be in [0, 1]")
         if not bandwidth_factor >= 1.0:
-            raise ValueError(f"hpo.searcher option bandwidth_factor={bandwidth_factor!r} must be >= 1")
+            raise SettingsError(f"hpo.searcher option bandwidth_factor={bandwidth_factor!r} must be >= 1")
         self.gamma = float(gamma)
         self.n_candidates = int(n_candidates)
         self.prior_weight = float(prior_weight)
