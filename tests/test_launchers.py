@@ -55,7 +55,9 @@ def test_async_sweep_starts_a_job_while_another_still_runs(tmp_path, launcher):
     assert sorted(times) == list(range(8)) and summary.n_trials == 8 and summary.n_failures == 0
     assert times[0]["waited"] is True, times[0]
     assert times[2]["start"] < times[0]["end"]  # a job started after another ended, beside a running one
-    assert max_in_flight(list(times.values())) == 2  # n_workers in flight, never more
+    # never more than n_workers in flight (exactly 2 is not guaranteed: under load job 0's own launch may start
+    # only after job 2 ran; its successful wait for trial 2 above is what proves there is no batch barrier)
+    assert max_in_flight(list(times.values())) <= 2
 
     run_stub(tmp_path / "batch", *LAUNCHERS[launcher], "hpo.n_workers=2", "hpo.n_trials=8", "hpo.executor=batch")
     times = job_times(tmp_path / "batch")
