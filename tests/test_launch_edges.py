@@ -15,12 +15,7 @@ from omegaconf import ListConfig, OmegaConf
 sys.path.insert(0, str(Path(__file__).parent / "stub_app"))
 import stub  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _clean_hydra():
-    GlobalHydra.instance().clear()
-    yield
-    GlobalHydra.instance().clear()
+pytestmark = pytest.mark.usefixtures("clean_hydra")
 
 
 def test_list_choices_reach_the_job_as_lists(tmp_path, monkeypatch):

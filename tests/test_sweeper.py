@@ -13,12 +13,7 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).parent / "stub_app"))
 import stub  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _clean_hydra():
-    GlobalHydra.instance().clear()
-    yield
-    GlobalHydra.instance().clear()
+pytestmark = pytest.mark.usefixtures("clean_hydra")
 
 
 def run_sweep(sweep_dir: Path, *overrides: str, monkeypatch) -> None:

@@ -334,7 +334,7 @@ class Tuner:
             raise FatalSweepError(f"{result.error} (trial {job.trial_id}, job dir {result.output_dir})")
         if self.checkpoints is not None:
             # a recorded result's checkpoint may have moved on since: its snapshot was taken when it came in
-            if result.ok and getattr(self.scheduler, "copies_checkpoints", False) and not self._replaying:
+            if result.ok and self.scheduler.copies_checkpoints and not self._replaying:
                 self.checkpoints.snapshot(job.trial_id, job.resource)
             self.checkpoints.measure()  # the job has written its checkpoint; those of ending trials go below
         if not result.ok:

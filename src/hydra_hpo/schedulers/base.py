@@ -38,6 +38,8 @@ class Scheduler(ABC):
     ``result.value`` (the tuner normalizes maximize to minimize before calling ``on_result``).
     """
 
+    copies_checkpoints = False  # True: trials continue from others' checkpoints, so the tuner snapshots them (PBT)
+
     def __init__(self, searcher: Searcher, n_trials: int) -> None:
         self.searcher = searcher
         self.n_trials = n_trials
