@@ -50,6 +50,12 @@ def test_result_file_fields(tmp_path):
     assert not list(tmp_path.glob("a/lightning_logs")) and not list(tmp_path.glob("a/*.ckpt"))
 
 
+def test_result_says_where_the_job_trained(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # as the sweeper hides the GPUs from a CPU job
+    _, result = run(tmp_path, "a", "trainer.accelerator=cpu")
+    assert result["device"] == "cpu" and result["cuda_visible_devices"] == ""
+
+
 def test_resume_continues_the_curve_and_matches_an_uninterrupted_run(tmp_path):
     checkpoints = f"trial.checkpoint_dir={tmp_path / 'ck'}"
     _, first = run(tmp_path, "first", checkpoints, "trainer.max_epochs=2", "seed=5")

@@ -56,6 +56,7 @@ class CurveRecorder(Checkpoint):
         self.epochs_at_start = 0
         self.save_seconds = 0.0  # this job's time in saving last.ckpt (overhead, not training)
         self.cpu_seconds = 0.0  # this process's CPU time in this job's epochs (unaffected by other processes)
+        self.device: str | None = None  # where this job trained (the Trainer's root device), e.g. cuda:0
         self.train_started: float | None = None  # perf_counter when the fit loop began (after any restore)
         self._epoch_started: float | None = None
 

@@ -111,6 +111,9 @@ def _result(cfg: DictConfig, recorder: CurveRecorder, status: str, error: str | 
         # process's total so far (a warm worker's CPU per job is the difference between consecutive jobs)
         "train_cpu_seconds": recorder.cpu_seconds,
         "process_cpu_seconds": time.process_time(),
+        # where it trained: the Trainer's device, and the GPUs this job's process was shown (the sweeper sets them)
+        "device": recorder.device,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "pid": os.getpid(),
         "status": status,
         "error": error,
@@ -151,6 +154,7 @@ def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard, phases: Ph
     trainer = make_trainer(cfg.trainer, [guard, recorder, *([schedule] if schedule else []),
                                             *trial_loggers(cfg, recorder)])  # logger=...
     fit_started = phases.mark("trainer")
+    recorder.device = str(trainer.strategy.root_device)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
     finally:
