@@ -6,6 +6,9 @@
     python benchmarks/record_table.py --model lenet --image-size 28 --configs 400 --epochs 20 \
         --space conf/search_space/lenet_digits.yaml --out benchmarks/tables/lenet_digits.jsonl
 
+    python benchmarks/record_table.py --configs 600 --epochs 20 --measure \
+        --space conf/search_space/mlp.yaml --out benchmarks/tables/mlp_digits_mo.jsonl
+
 Configurations come from the project's RandomSearcher (seeded). Each is trained with the model of
 ``conf/model/<--model>.yaml`` (its ``_target_`` class, the file's values overridden by the sampled model.* keys,
 as Hydra instantiates it) and the DigitsDataModule at ``--image-size`` pixels, driving the LightningModule
@@ -30,6 +33,25 @@ On several cores, record in shards and merge them (each shard is one single-thre
 A shard records the configurations ``index % n == i`` after the rows already in ``--out``; ``--merge`` appends
 the longest run of consecutive indices the shard files hold, so an interrupted shard loses nothing but
 its own unmerged tail (run the shards again: they skip what their files hold).
+
+``--measure`` adds three per-row extra metrics (the simulator passes them through as metrics), measured
+after the row's training (a diverged row too), outside ``elapsed``, which it leaves unchanged:
+
+- ``n_params``, ``inference_ms``: the real runner's functions (``hydra_hpo.training.measure``): trainable
+  parameters, and the median of 10 timed forward passes (after 3 warm-up passes, in inference mode) over the
+  first validation batch cut to 256 samples, on the CPU with ONE torch thread (``--measure`` refuses
+  ``--threads`` other than 1), in a process that may share the machine with other shards.
+- ``peak_memory_mb``: this row's own peak resident memory: the increase of the process's resident set
+  high-water mark over its size at the row's start (reset per row through ``/proc/self/clear_refs``, after
+  handing freed heap back with ``malloc_trim`` so that reused memory counts). It covers the model, its
+  gradients and optimizer state, the batches' activations and the timed inference; not the interpreter,
+  torch and the (cached, shared) dataset, which a warm-up loads before the first row. A real CPU run's
+  ``peak_memory_mb`` is instead its whole process's max RSS (about 1 GB of it is importing torch), so the
+  two are not comparable in absolute terms. The same row repeated after others agrees within about 1.5 MB.
+  Linux with glibc only: elsewhere the rows get no ``peak_memory_mb`` (a warning says so).
+
+A table is recorded with or without ``--measure`` throughout: continuing or merging rows of the other kind
+is refused.
 """
 
 from __future__ import annotations
@@ -347,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
         print(refusal, file=sys.stderr)
         return 2
     if args.measure and indices:
+        if reset_peak_rss() is None:
+            print("warning: peak_memory_mb is not recorded: it needs Linux's /proc/self/clear_refs and glibc",
+                  file=sys.stderr)
         warm_up(configs[indices[0]], args.model, args.image_size)
     start = time.perf_counter()
     with open(target, "a", encoding="utf-8") as out:
