@@ -6,6 +6,9 @@
     python benchmarks/record_table.py --model lenet --image-size 28 --configs 400 --epochs 20 \
         --space conf/search_space/lenet_digits.yaml --out benchmarks/tables/lenet_digits.jsonl
 
+    python benchmarks/record_table.py --configs 600 --epochs 20 --measure \
+        --space conf/search_space/mlp.yaml --out benchmarks/tables/mlp_digits_mo.jsonl
+
 Configurations come from the project's RandomSearcher (seeded). Each is trained with the model of
 ``conf/model/<--model>.yaml`` (its ``_target_`` class, the file's values overridden by the sampled model.* keys,
 as Hydra instantiates it) and the DigitsDataModule at ``--image-size`` pixels, driving the LightningModule
@@ -30,11 +33,32 @@ On several cores, record in shards and merge them (each shard is one single-thre
 A shard records the configurations ``index % n == i`` after the rows already in ``--out``; ``--merge`` appends
 the longest run of consecutive indices the shard files hold, so an interrupted shard loses nothing but
 its own unmerged tail (run the shards again: they skip what their files hold).
+
+``--measure`` adds three per-row extra metrics (the simulator passes them through as metrics), measured
+after the row's training (a diverged row too), outside ``elapsed``, which it leaves unchanged:
+
+- ``n_params``, ``inference_ms``: the real runner's functions (``hydra_hpo.training.measure``): trainable
+  parameters, and the median of 10 timed forward passes (after 3 warm-up passes, in inference mode) over the
+  first validation batch cut to 256 samples, on the CPU with ONE torch thread (``--measure`` refuses
+  ``--threads`` other than 1), in a process that may share the machine with other shards.
+- ``peak_memory_mb``: this row's own peak resident memory: the increase of the process's resident set
+  high-water mark over its size at the row's start (reset per row through ``/proc/self/clear_refs``, after
+  handing freed heap back with ``malloc_trim`` so that reused memory counts). It covers the model, its
+  gradients and optimizer state, the batches' activations and the timed inference; not the interpreter,
+  torch and the (cached, shared) dataset, which a warm-up loads before the first row. A real CPU run's
+  ``peak_memory_mb`` is instead its whole process's max RSS (about 1 GB of it is importing torch), so the
+  two are not comparable in absolute terms. The same row repeated after others agrees within about 1.5 MB.
+  Linux with glibc only: elsewhere the rows get no ``peak_memory_mb`` (a warning says so).
+
+A table is recorded with or without ``--measure`` throughout: continuing or merging rows of the other kind
+is refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import math
 import sys
@@ -46,12 +70,14 @@ import torch
 import torch.nn.functional as F
 
 from hydra_hpo.searchers import RandomSearcher
+from hydra_hpo.training import measure as measure_fns
 from hydra_hpo.space import Float, SearchSpace
 from hydra_hpo.space_structured import space_from_structured
 from hydra_hpo.trial import trial_seed
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITS = 5  # significant digits kept in the file
+MEASURED = ("n_params", "inference_ms", "peak_memory_mb")  # the per-row extras of --measure
 
 
 def round_sig(value: float, digits: int = DIGITS) -> float:
@@ -113,6 +139,12 @@ def train_curve(
 ) -> tuple[list[float], list[float]]:
     """Validation error and cumulative training seconds after each of ``epochs`` epochs of ``model``
     (a name in conf/model/) on digits at ``image_size`` pixels."""
+    errors, elapsed, _, _ = _train(config, epochs, seed, model, image_size)
+    return errors, elapsed
+
+
+def _train(config: dict[str, Any], epochs: int, seed: int, model: str, image_size: int):
+    """:func:`train_curve`'s curves, and the trained module and its datamodule."""
     from hydra_hpo.training.data import TensorLoader
 
     torch.manual_seed(seed)  # the lazy layers' initial weights (a script: the global RNG is ours)
@@ -151,14 +183,88 @@ def train_curve(
     while len(elapsed) < epochs:
         elapsed.append(elapsed[-1] + per_epoch)
     errors += [math.nan] * (epochs - len(errors))
-    return errors, elapsed
+    return errors, elapsed, model, data
 
 
-def existing_configs(path: Path) -> list[dict[str, Any]]:
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    raise OSError(f"no {field} in /proc/self/status")
+
+
+def reset_peak_rss() -> float | None:
+    """Start measuring a row's peak memory: the process's resident MiB now, with the kernel's high-water
+    mark reset to it; ``None`` where that cannot be done (not Linux with glibc: the rows get no
+    ``peak_memory_mb``).
+
+    Freed heap memory is first handed back (``malloc_trim``), so memory the row reuses from earlier rows
+    faults in again and counts, as it would in a fresh process."""
+    try:
+        gc.collect()
+        ctypes.CDLL(None).malloc_trim(0)
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")  # resets VmHWM to VmRSS (Linux >= 4.0)
+        return _status_mb("VmRSS")
+    except (OSError, AttributeError):
+        return None
+
+
+def record_row(
+    config: dict[str, Any], epochs: int, seed: int, model: str = "mlp", image_size: int = 8,
+    measure: bool = False,
+) -> dict[str, Any]:
+    """One table row of ``config``: its curves and, with ``measure``, ``n_params``, ``inference_ms`` and
+    ``peak_memory_mb`` of the trained model (a diverged one too: its model still exists)."""
+    baseline = reset_peak_rss() if measure else None
+    errors, elapsed, module, data = _train(config, epochs, seed, model, image_size)
+    row: dict[str, Any] = {"config": config, "val_error": [round_sig(e) for e in errors],
+                           "elapsed": [round_sig(t) for t in elapsed]}
+    if measure:
+        # the real runner's functions, on the device the row trained on, with this process's torch threads
+        cpu = torch.device("cpu")
+        row["n_params"] = measure_fns.n_params(module)
+        row["inference_ms"] = round_sig(measure_fns.inference_ms(module, measure_fns.inference_inputs(data), cpu))
+        if baseline is not None:
+            row["peak_memory_mb"] = round_sig(max(_status_mb("VmHWM") - baseline, 0.0))
+    return row
+
+
+def warm_up(config: dict[str, Any], model: str, image_size: int) -> None:
+    """Load the (cached, shared) dataset and run one training step and one timed inference, so that
+    torch's one-time allocations do not land in the first row's ``peak_memory_mb``."""
+    module, data = _model_and_data(config, 0, model, image_size)
+    optimizer = module.configure_optimizers()
+    x, y = data.x_train[: data.batch_size], data.y_train[: data.batch_size]
+    F.cross_entropy(module(x), y).backward()
+    optimizer.step()
+    measure_fns.inference_ms(module, measure_fns.inference_inputs(data), torch.device("cpu"))
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line)["config"] for line in f if line.strip()]
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def existing_configs(path: Path) -> list[dict[str, Any]]:
+    return [row["config"] for row in read_rows(path)]
+
+
+def measured(row: dict[str, Any]) -> bool:
+    """Whether ``row`` was recorded with ``--measure``."""
+    return "inference_ms" in row
+
+
+def mixed_rows(rows: list[dict[str, Any]], measure: bool, where: Path) -> str | None:
+    """The one-line refusal when some of ``rows`` were (not) recorded with ``--measure`` unlike this run."""
+    if any(measured(row) != measure for row in rows):
+        held = "without" if measure else "with"
+        return (f"{where} holds rows recorded {held} --measure; run {held} --measure to continue it, "
+                "or choose another --out")
+    return None
 
 
 def shard_path(out: Path, shard: int, n_shards: int) -> Path:
@@ -190,6 +296,9 @@ def merge(out: Path, configs: list[dict[str, Any]], n_done: int, n_shards: int) 
     rows: dict[int, dict[str, Any]] = {}
     for shard in range(n_shards):
         rows.update(read_shard(shard_path(out, shard, n_shards)))
+    kinds = {measured(row) for row in [*read_rows(out), *rows.values()]}
+    if len(kinds) > 1:
+        raise ValueError(f"{out} and its shards mix rows recorded with and without --measure")
     added = 0
     with open(out, "a", encoding="utf-8") as f:
         index = n_done
@@ -216,8 +325,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="record only configurations with index %% N == I, into <out>.shardIofN")
     parser.add_argument("--merge", type=int, default=None, metavar="N",
                         help="append the rows of the N shard files to --out, in order")
+    parser.add_argument("--measure", action="store_true",
+                        help="also record each row's n_params, inference_ms and peak_memory_mb")
     args = parser.parse_args(argv)
 
+    if args.measure and args.threads != 1:
+        print(f"--threads {args.threads} with --measure: a table's inference_ms is single-threaded; "
+              "use --threads 1", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     try:
         model_class_and_defaults(args.model)
@@ -233,31 +348,45 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.merge is not None:
-        added = merge(args.out, configs, len(done), args.merge)
+        try:
+            added = merge(args.out, configs, len(done), args.merge)
+        except ValueError as error:
+            print(error, file=sys.stderr)
+            return 2
         print(f"merged {added} rows into {args.out}: {len(done) + added} of {len(configs)} recorded")
         return 0
     if len(done) > 0:
         print(f"{len(done)} configurations already recorded in {args.out}; continuing")
     target, indices = args.out, range(len(done), len(configs))
+    refusal = mixed_rows(read_rows(args.out), args.measure, args.out)
     if args.shard is not None:
         shard, n_shards = args.shard
         target = shard_path(args.out, shard, n_shards)
         held = read_shard(target)
+        refusal = refusal or mixed_rows(list(held.values()), args.measure, target)
         indices = [i for i in indices if i % n_shards == shard and i not in held]
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
+    if args.measure and indices:
+        if reset_peak_rss() is None:
+            print("warning: peak_memory_mb is not recorded: it needs Linux's /proc/self/clear_refs and glibc",
+                  file=sys.stderr)
+        warm_up(configs[indices[0]], args.model, args.image_size)
     start = time.perf_counter()
     with open(target, "a", encoding="utf-8") as out:
         for index in indices:
             config = configs[index]
-            errors, elapsed = train_curve(config, args.epochs, trial_seed(args.seed, index), args.model,
-                                          args.image_size)
-            row = {"config": config, "val_error": [round_sig(e) for e in errors],
-                   "elapsed": [round_sig(t) for t in elapsed]}
+            row = record_row(config, args.epochs, trial_seed(args.seed, index), args.model, args.image_size,
+                             measure=args.measure)
+            errors, elapsed = row["val_error"], row["elapsed"]
             if args.shard is not None:
                 row = {"index": index, **row}
             out.write(json.dumps(row) + "\n")
             out.flush()
             print(f"[{index + 1}/{len(configs)}] {time.perf_counter() - start:7.1f} s  final error "
-                  f"{errors[-1]:.4f} in {elapsed[-1]:.2f} s  {config}", flush=True)
+                  f"{errors[-1]:.4f} in {elapsed[-1]:.2f} s  "
+                  + "".join(f"{k} {row[k]}  " for k in MEASURED if k in row) + f"{config}", flush=True)
     return 0
 
 

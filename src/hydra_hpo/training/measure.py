@@ -30,6 +30,11 @@ def _first_input(batch: Any) -> torch.Tensor:
     return batch
 
 
+def inference_inputs(datamodule: Any) -> torch.Tensor:
+    """The timed inputs: the first validation batch, cut to at most ``INFERENCE_BATCH`` samples."""
+    return _first_input(next(iter(datamodule.val_dataloader())))[:INFERENCE_BATCH]
+
+
 def inference_ms(model: torch.nn.Module, inputs: torch.Tensor, device: torch.device) -> float:
     """Median milliseconds of a forward pass over ``inputs`` on ``device``, after warm-up passes."""
     # Lightning's teardown moves a model trained on a GPU back to the CPU: time it where it trained
@@ -68,9 +73,7 @@ def peak_memory_mb(device: torch.device) -> float:
 def measure(model: torch.nn.Module, datamodule: Any, device: torch.device) -> dict[str, float]:
     """``n_params``, ``inference_ms`` (one validation batch of at most ``INFERENCE_BATCH`` samples) and
     ``peak_memory_mb`` of a trained ``model`` on the device it trained on."""
-    loader = datamodule.val_dataloader()
-    inputs = _first_input(next(iter(loader)))[:INFERENCE_BATCH]
-    metrics = {"inference_ms": inference_ms(model, inputs, device)}
+    metrics = {"inference_ms": inference_ms(model, inference_inputs(datamodule), device)}
     metrics["n_params"] = float(n_params(model))  # after a forward pass: lazy layers have their shapes by then
     metrics["peak_memory_mb"] = peak_memory_mb(device)
     return metrics
