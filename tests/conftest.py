@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -5,6 +6,12 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+# The suite tests CPU behaviour on any machine: a real GPU would change hpo.gpus_per_trial=auto (one per trial, so
+# n_workers=2 is refused on a 1-GPU box) and trainer.accelerator=auto. GPU logic is tested with fake devices
+# (HYDRA_HPO_FAKE_GPUS, tests/test_devices.py, tests/test_gpus_e2e.py); real GPUs with benchmarks/gpu_check.py.
+# Set before torch initializes CUDA; subprocess sweeps inherit it.
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 
 @pytest.fixture

@@ -101,3 +101,19 @@ def test_lenet_trains_on_upsampled_digits():
 def test_non_positive_learning_rate_names_the_key():
     with pytest.raises(ValueError, match="model.lr"):
         SoftmaxRegression(lr=0.0)
+
+
+def test_lazy_layers_materialize_where_the_module_is_while_lightning_fakes_the_device():
+    # In the setup hook Lightning already reports the training device (self.device == cuda:0 on a GPU) but moves
+    # the module only afterwards: the lazy layers must be given their shapes on the device they still are on.
+    # "meta" stands in for the GPU here (a CPU layer fed a meta tensor fails as it failed fed a CUDA one).
+    from types import SimpleNamespace
+
+    model = LeNet(lr=0.1)
+    model._device = torch.device("meta")  # what lightning.pytorch.trainer.call._call_setup_hook does
+    model._trainer = SimpleNamespace(datamodule=SimpleNamespace(input_shape=(1, 28, 28)))
+    model.setup("fit")
+    model._trainer = None
+    assert all(p.device.type == "cpu" and not isinstance(p, torch.nn.parameter.UninitializedParameter)
+               for p in model.parameters())
+    assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)

@@ -50,10 +50,10 @@ def test_result_file_fields(tmp_path):
     assert not list(tmp_path.glob("a/lightning_logs")) and not list(tmp_path.glob("a/*.ckpt"))
 
 
-def test_result_says_where_the_job_trained(tmp_path, monkeypatch):
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # as the sweeper hides the GPUs from a CPU job
+def test_result_says_where_the_job_trained(tmp_path):
     _, result = run(tmp_path, "a", "trainer.accelerator=cpu")
-    assert result["device"] == "cpu" and result["cuda_visible_devices"] == ""
+    assert result["device"] == "cpu"
+    assert result["cuda_visible_devices"] == os.environ.get("CUDA_VISIBLE_DEVICES") == ""  # conftest hides GPUs
 
 
 def test_resume_continues_the_curve_and_matches_an_uninterrupted_run(tmp_path):

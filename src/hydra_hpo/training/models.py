@@ -84,12 +84,14 @@ class Classifier(L.LightningModule):
         # Lazy layers must exist before the optimizer is built and a checkpoint is restored.
         if not any(isinstance(m, LazyModuleMixin) and m.has_uninitialized_params() for m in self.modules()):
             return
+        # Where the layers are now: Lightning fakes self.device (the GPU) in setup and moves the module afterwards.
+        device = next(self.parameters()).device
         datamodule = getattr(self.trainer, "datamodule", None)
         shape = getattr(datamodule, "input_shape", None)
         if shape is not None:
-            self.materialize(torch.zeros((2, *shape), device=self.device))
+            self.materialize(torch.zeros((2, *shape), device=device))
         elif datamodule is not None:
-            self.materialize(next(iter(datamodule.train_dataloader()))[0][:2].to(self.device))
+            self.materialize(next(iter(datamodule.train_dataloader()))[0][:2].to(device))
         # else: plain dataloaders; the first forward pass initializes the lazy layers (without init_weights)
 
     def on_train_start(self) -> None:
