@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from hydra_hpo.errors import SettingsError
-from hydra_hpo.schedulers import HyperTuneScheduler, build_scheduler
+from hydra_hpo.schedulers import WAIT, HyperTuneScheduler, build_scheduler
 from hydra_hpo.schedulers.hypertune import tau_null_se
 from hydra_hpo.simulate import compose, simulate
 from hydra_hpo.space import Float, SearchSpace
 from hydra_hpo.table import Table
+from hydra_hpo.trial import COMPLETED, JobResult
 from test_schedulers import CountingSearcher, simulate as run_scheduler
 
 
@@ -106,3 +107,32 @@ def test_preset_in_the_simulator_moves_off_a_misleading_first_epoch() -> None:
     assert len(starts) >= 140
     assert starts[:60].count(1) > starts[-60:].count(1) == 0
     assert first.best.value < 0.2  # it found the good region despite the first epoch
+
+
+def finish(scheduler: HyperTuneScheduler, job, loss: float, overhead: float, clock: float) -> float:
+    """Report ``job`` as taking ``overhead + epochs`` seconds from ``clock``; returns the new clock."""
+    end = clock + overhead + job.epochs
+    scheduler.on_result(JobResult(job=job, status=COMPLETED, value=loss, started=clock, finished=end))
+    return end
+
+
+@pytest.mark.parametrize("overhead", [0.0, 2.0])
+def test_job_overhead_is_measured_and_shifts_weight_to_brackets_with_fewer_jobs(overhead: float) -> None:
+    """Jobs that cost ``overhead + epochs`` seconds: the fitted overhead is ``overhead`` epochs; without it
+    the weights stay Hyperband's; with it, each bracket's size is scaled by its epochs per trial over its
+    epochs plus overheads per trial (bracket 0 over levels 1, 3, 9: 1 + 2/3 + 6/9 epochs in 1 + 1/3 + 1/9
+    jobs)."""
+    scheduler = HyperTuneScheduler(CountingSearcher(), 40, r_min=1, r_max=9, eta=3)
+    clock = 0.0
+    while (job := scheduler.next_job()) is not None and job is not WAIT:
+        clock = finish(scheduler, job, consistent(job.config, job.resource), overhead, clock)
+    assert scheduler.job_overhead_epochs() == pytest.approx(overhead)
+    epochs = np.array([1 + 2 / 3 + 6 / 9, 3 + 6 / 3, 9])
+    jobs = np.array([1 + 1 / 3 + 1 / 9, 1 + 1 / 3, 1])
+    assert scheduler.cost_correction() == pytest.approx(epochs / (epochs + overhead * jobs))
+    hyperband = np.array([9, 5, 3]) / 17  # bracket sizes ceil(3/(s+1) * 3**s), s = 2, 1, 0
+    weights = scheduler.bracket_weights()  # every rung agrees (tau 1), so only the cost moves them
+    if overhead == 0.0:
+        assert weights == pytest.approx(hyperband)
+    else:
+        assert weights[0] < hyperband[0] and weights[2] > hyperband[2]

@@ -27,16 +27,21 @@ class HyperTuneScheduler(MultiFidelityScheduler):
     Bracket ``b`` (``0 .. K``, ``K = len(levels) - 1``) starts its trials at ``levels[b]`` and runs ASHA
     (promotion type) over ``levels[b:]`` with its own rungs; bracket ``K`` trains to ``r_max`` directly.
     A free worker first promotes (any bracket, highest rung first, as :class:`ASHAScheduler`), otherwise it
-    starts a new configuration in a bracket drawn with weights ``w_b = hyperband_b * trust_b``:
+    starts a new configuration in a bracket drawn with weights ``w_b = hyperband_b * cost_b * trust_b``:
 
     - ``hyperband_b`` is Hyperband's bracket size (:func:`bracket_size`), the trials synchronous
-      Hyperband starts in it (Syne Tune's default bracket distribution);
-    - ``trust_b = max(0, tau_b)``, where ``tau_b`` is Kendall's tau-b between the losses at ``levels[b]``
-      and at the reference rung (the highest rung with at least ``min_pairs`` results), over the trials
-      that have both. Those trials are the ones promoted out of rung ``b``, so ``tau_b`` measures whether
-      rung ``b`` still orders the *good* configurations: ``tau_b <= 0`` (no better than a coin) turns
-      bracket ``b`` off, ``tau_b = 1`` leaves Hyperband's weight. Until a rung has ``min_pairs`` such
-      trials, and for the reference rung and above, ``trust_b = 1``.
+      Hyperband starts in it (Syne Tune's default bracket distribution): the same budget per bracket,
+      counted in epochs;
+    - ``cost_b`` (:meth:`cost_correction`) turns that into the same budget in seconds: every job also
+      pays a start-up, measured online as the intercept of seconds against epochs over the finished
+      jobs, and the cheap brackets run the most jobs per epoch (``1`` when jobs cost only their epochs);
+    - ``trust_b`` (:meth:`rung_trust`): how far rung ``b``'s ranking stands for the top rung's, from
+      Kendall's tau between the losses at rung ``b`` and at the highest rung that shares at least
+      ``min_pairs`` trials with it. Those trials are the ones promoted out of rung ``b``, so tau measures
+      whether rung ``b`` still orders the *good* configurations. ``tau + se`` (its standard error for
+      unrelated rankings: optimism while the evidence is thin), clipped to ``[0, 1]``, times the trust
+      of the rung compared with; ``1`` for the top bracket, which stops nothing early. A rung shown to
+      rank no better than a coin turns its bracket off.
 
     Failed jobs end their trial and rank last at their rung. With several objectives (losses are
     points), rungs are not compared and the weights stay Hyperband's. Decisions depend only on the
@@ -67,6 +72,7 @@ class HyperTuneScheduler(MultiFidelityScheduler):
         self._at_rung: list[dict[int, float]] = [{} for _ in self.levels]
         self._in_flight: set[int] = set()
         self.bracket_counts = [0] * len(self.levels)  # trials started per bracket
+        self._jobs: list[tuple[int, float]] = []  # (epochs, busy seconds) of every finished job
 
     # weights -----------------------------------------------------------------------------------
 
@@ -102,10 +108,34 @@ class HyperTuneScheduler(MultiFidelityScheduler):
                 trust[k] = min(1.0, max(0.0, tau + tau_null_se(n))) * trust[j]
         return trust
 
+    def job_overhead_epochs(self) -> float:
+        """A job's fixed cost (start-up) in epochs: ``a / b`` of the least-squares line ``seconds = a + b *
+        epochs`` through the finished jobs' busy seconds; 0 until jobs of two lengths have finished."""
+        if len({epochs for epochs, _ in self._jobs}) < 2:
+            return 0.0
+        epochs, seconds = np.array(self._jobs, dtype=float).T
+        slope, intercept = np.polyfit(epochs, seconds, 1)
+        return max(0.0, intercept) / slope if slope > 0 else 0.0
+
+    def cost_correction(self) -> np.ndarray:
+        """Per bracket, its expected epochs per started trial over its expected cost in epochs with the
+        job overhead added (``1`` for every bracket when jobs cost nothing but their epochs). Hyperband's
+        sizes give each bracket the same budget in epochs; times this, the same budget in seconds."""
+        overhead = self.job_overhead_epochs()
+        ratios = np.ones(len(self.levels))
+        for b in range(len(self.levels)):
+            epochs = jobs = 0.0
+            for i in range(b, len(self.levels)):
+                reach = float(self.eta) ** (b - i)  # the share of the bracket's trials promoted to rung i
+                epochs += reach * (self.levels[i] - (self.levels[i - 1] if i > b else 0))
+                jobs += reach
+            ratios[b] = epochs / (epochs + overhead * jobs)
+        return ratios
+
     def bracket_weights(self) -> np.ndarray:
         """The probabilities with which the next new trial's bracket is drawn (bracket ``b`` starts at
-        ``levels[b]``): Hyperband's bracket sizes times :meth:`rung_trust`."""
-        weights = self.hyperband_weights * self.rung_trust()
+        ``levels[b]``): Hyperband's bracket sizes times :meth:`cost_correction` times :meth:`rung_trust`."""
+        weights = self.hyperband_weights * self.cost_correction() * self.rung_trust()
         return weights / weights.sum()  # the top bracket's trust is always 1
 
     # scheduling --------------------------------------------------------------------------------
@@ -142,6 +172,8 @@ class HyperTuneScheduler(MultiFidelityScheduler):
         if job.trial_id not in self._in_flight or job.resource not in self.levels:
             raise ValueError(f"unexpected result of trial {job.trial_id} at resource {job.resource}")
         self._in_flight.discard(job.trial_id)
+        if result.finished > result.started:
+            self._jobs.append((job.epochs, result.finished - result.started))
         loss = rank_value(result)
         rung = self.levels.index(job.resource)
         if loss is not None and not isinstance(loss, Point) and np.isfinite(loss):
