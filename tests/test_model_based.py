@@ -71,7 +71,7 @@ def test_every_searcher_with_every_scheduler_hears_every_result(searcher_name: s
 
 
 @pytest.mark.parametrize("searcher_name", sorted(SEARCHERS))
-@pytest.mark.parametrize("scheduler_name", ["fifo", "asha", "hyperband"])
+@pytest.mark.parametrize("scheduler_name", ["fifo", "asha", "hyperband", "hypertune"])
 def test_same_seed_same_decisions(searcher_name: str, scheduler_name: str) -> None:
     first, first_executor, _ = make_tuner(searcher_name, scheduler_name, seed=3)
     second, second_executor, _ = make_tuner(searcher_name, scheduler_name, seed=3)
@@ -80,7 +80,7 @@ def test_same_seed_same_decisions(searcher_name: str, scheduler_name: str) -> No
     assert first_executor.submitted == second_executor.submitted
 
 
-@pytest.mark.parametrize("scheduler_name", ["fifo", "asha"])
+@pytest.mark.parametrize("scheduler_name", ["fifo", "asha", "hypertune"])
 @pytest.mark.parametrize("crash_after", [6, 20])
 def test_tpe_resume_replays_to_the_same_decisions(tmp_path, scheduler_name: str, crash_after: int) -> None:
     """One worker: the jobs after the kill finish in the order they would have, so the resumed sweep makes
@@ -101,7 +101,7 @@ def test_tpe_resume_replays_to_the_same_decisions(tmp_path, scheduler_name: str,
     assert result.best.value == expected.best.value
 
 
-@pytest.mark.parametrize("scheduler_name", ["fifo", "asha"])
+@pytest.mark.parametrize("scheduler_name", ["fifo", "asha", "hypertune"])
 def test_tpe_resume_with_parallel_workers_replays_the_recorded_decisions(tmp_path, scheduler_name: str) -> None:
     """Three workers: jobs in flight at the kill run again on a new clock, so later results may arrive in
     another order than without the kill; every decision made before the kill is replayed, and resuming

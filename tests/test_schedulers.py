@@ -14,6 +14,7 @@ from hydra_hpo.schedulers import (
     ASHAScheduler,
     FIFOScheduler,
     HyperbandScheduler,
+    HyperTuneScheduler,
     Scheduler,
     SuccessiveHalvingScheduler,
     build_scheduler,
@@ -418,6 +419,7 @@ MULTI_FIDELITY = {
     "hyperband": lambda: HyperbandScheduler(CountingSearcher(), 40, 1, 27, 3),
     "asha": lambda: ASHAScheduler(CountingSearcher(), 40, 1, 27, 3),
     "asha-stopping": lambda: ASHAScheduler(CountingSearcher(), 40, 1, 27, 3, type="stopping"),
+    "hypertune": lambda: HyperTuneScheduler(CountingSearcher(), 40, 1, 27, 3),
 }
 
 
@@ -463,7 +465,7 @@ def test_every_trial_says_how_it_ended(name: str, n_workers: int, max_results) -
     counts = Counter(statuses.values())
     if max_results is None:
         assert counts[COMPLETED] >= 1 and counts[FAILED] >= 1
-        if name == "asha":  # promotion type: trials wait at their rung instead of being stopped
+        if name in ("asha", "hypertune"):  # promotion type: trials wait at their rung instead of being stopped
             assert counts[STOPPED] == 0 and counts[PAUSED] >= 1
         else:  # a finished run leaves nothing waiting
             assert counts[STOPPED] >= 1 and counts[PAUSED] == 0

@@ -10,6 +10,7 @@ from hydra_hpo.schedulers.asha import ASHAScheduler
 from hydra_hpo.schedulers.base import WAIT, Decision, Scheduler
 from hydra_hpo.schedulers.fifo import FIFOScheduler
 from hydra_hpo.schedulers.hyperband import HyperbandScheduler
+from hydra_hpo.schedulers.hypertune import HyperTuneScheduler
 from hydra_hpo.schedulers.pbt import PBTScheduler
 from hydra_hpo.schedulers.rungs import rung_levels
 from hydra_hpo.schedulers.successive_halving import SuccessiveHalvingScheduler
@@ -20,6 +21,7 @@ SCHEDULERS: dict[str, type[Scheduler]] = {
     "successive_halving": SuccessiveHalvingScheduler,
     "hyperband": HyperbandScheduler,
     "asha": ASHAScheduler,
+    "hypertune": HyperTuneScheduler,
     "pbt": PBTScheduler,
 }
 
@@ -66,6 +68,7 @@ __all__ = [
     "Decision",
     "FIFOScheduler",
     "HyperbandScheduler",
+    "HyperTuneScheduler",
     "PBTScheduler",
     "SCHEDULERS",
     "Scheduler",
