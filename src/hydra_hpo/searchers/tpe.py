@@ -11,6 +11,7 @@ import numpy as np
 from hydra_hpo.errors import SettingsError
 from hydra_hpo.searchers.base import ModelBasedSearcher
 from hydra_hpo.searchers.parzen import ParzenEstimator
+from hydra_hpo.searchers.split import hypervolume_weights, split_order
 from hydra_hpo.space import Categorical, SearchSpace
 
 # batches of model candidates tried before falling back to random draws (a nearly exhausted space)
@@ -29,6 +30,12 @@ class TPESearcher(ModelBasedSearcher):
     ``random_fraction`` of suggestions are random draws regardless, and ``bandwidth_factor`` widens the
     numeric kernels the candidates are drawn with (BOHB's safeguards: 1/3 and 3).
     ``n_startup`` defaults to ``max(10, d + 1)`` for ``d`` parameters.
+
+    With several objectives or constraints (the results' points, see ``Searcher.observe``) this is
+    MOTPE with Optuna's constraint handling: "best" is the order of :func:`split_order` (non-dominated
+    fronts, a hypervolume tie-break at the split, infeasible results after feasible ones by violation),
+    and with several objectives each good observation's kernel is weighted by its hypervolume
+    contribution (:func:`hypervolume_weights`).
     """
 
     def __init__(
@@ -74,7 +81,8 @@ class TPESearcher(ModelBasedSearcher):
         random_draw = self._rng.random() < self.random_fraction
         if split is not None and not random_draw:
             good, bad = split
-            below = ParzenEstimator(self._points(good), self._n_choices, self.prior_weight)
+            below = ParzenEstimator(self._points(good), self._n_choices, self.prior_weight,
+                                    self.good_weights(good))
             above = ParzenEstimator(self._points(bad), self._n_choices, self.prior_weight)
             for _ in range(_MODEL_BATCHES):
                 candidates = below.sample(self._rng, self.n_candidates, self.bandwidth_factor)
@@ -89,15 +97,25 @@ class TPESearcher(ModelBasedSearcher):
 
     def split(self) -> tuple[list[int], list[int]] | None:
         """Trial ids of the good and the bad observations at ``model_resource()``; ``None`` before it has
-        a model. Failed results rank last; pending trials join the bad ones."""
+        a model. The best ``ceil(gamma * n)`` in :func:`split_order` are good (for one objective: the lowest
+        losses); failed results rank last; pending trials join the bad ones."""
         resource = self.model_resource()
         if resource is None:
             return None
-        losses = self.losses_at(resource)
-        n_good = max(1, math.ceil(self.gamma * len(losses)))
-        good = [trial_id for _, trial_id in losses[:n_good]]
-        bad = [trial_id for _, trial_id in losses[n_good:]] + self.pending
-        return good, bad
+        points = self.points_at(resource)
+        n_good = max(1, math.ceil(self.gamma * len(points)))
+        order = split_order(points, n_good)
+        return order[:n_good], order[n_good:] + self.pending
+
+    def good_weights(self, good: list[int]) -> np.ndarray | None:
+        """Kernel weights of the good observations: their hypervolume contributions when they are feasible
+        results of several objectives, else ``None`` (equal weights)."""
+        resource = self.model_resource()
+        points = [self.points[trial_id][resource] for trial_id in good]
+        if any(p is None or not p.feasible for p in points) or len(points[0].losses) < 2:
+            return None
+        losses = np.array([p.losses for p in points], dtype=float)
+        return hypervolume_weights(losses) if np.isfinite(losses).all() else None
 
     def _points(self, trial_ids: list[int]) -> np.ndarray:
         for trial_id in trial_ids:
