@@ -15,7 +15,7 @@ from hydra_hpo.objectives import Point, hypervolume, parse_objectives
 from hydra_hpo.resume import ResumeLog
 from hydra_hpo.schedulers import build_scheduler
 from hydra_hpo.searchers import TPESearcher, build_searcher
-from hydra_hpo.searchers.split import MIN_WEIGHT, greedy_hypervolume_subset, hypervolume_weights, split_order
+from hydra_hpo.searchers.split import greedy_hypervolume_subset, split_order
 from hydra_hpo.space import Float, SearchSpace
 from hydra_hpo.trial import COMPLETED, Job
 from hydra_hpo.tuner import Tuner
@@ -61,14 +61,6 @@ def test_one_objective_is_the_plain_sort_by_loss_older_trial_first() -> None:
     assert split_order(points, n_good=2) == [1, 3, 0, 4, 2]
 
 
-def test_hypervolume_weights_favour_the_members_that_spread_the_front() -> None:
-    losses = np.array([[0.0, 10.0], [5.0, 5.0], [10.0, 0.0], [6.0, 6.0]])  # the last is dominated
-    weights = hypervolume_weights(losses)
-    assert weights[3] == MIN_WEIGHT and weights.max() == 1.0
-    assert weights[1] == 1.0 and 0 < weights[0] < 1  # the middle member adds the most of its own
-    assert hypervolume_weights(losses[:, :1]).tolist() == [1.0] * 4  # one objective: equal weights
-
-
 def test_a_failed_job_has_no_point_and_a_plain_loss_is_a_feasible_point() -> None:
     searcher = TPESearcher(SearchSpace([Float("x", 0.0, 1.0)]), seed=0)
     searcher.ask(0), searcher.ask(1)
@@ -105,7 +97,7 @@ def front_distance(name: str, seed: int, n: int = 80, **options) -> float:
 def test_motpe_proposes_nearer_the_front_than_random_search() -> None:
     random = [front_distance("random", seed) for seed in range(4)]
     motpe = [front_distance("tpe", seed) for seed in range(4)]
-    assert np.mean(motpe) < 0.6 * np.mean(random)  # TPE on the first objective alone: about 0.85
+    assert np.mean(motpe) < 0.5 * np.mean(random)  # measured 0.32; TPE on the first objective alone: 0.84
     assert max(motpe) < min(random)
 
 

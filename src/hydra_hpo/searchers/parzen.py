@@ -25,20 +25,16 @@ class ParzenEstimator:
     """The mixture of ``len(points) + 1`` kernels (observations and prior) on the unit cube.
 
     ``points`` is ``(n, d)``: unit-cube coordinates (``SearchSpace.to_unit``). ``n_choices[j]`` is the
-    number of choices of coordinate ``j`` when it is a categorical, 0 when it is numeric. ``weights``
-    (``n`` positive numbers, default all 1) weigh the observations' kernels against each other and
-    against the prior's ``prior_weight``.
+    number of choices of coordinate ``j`` when it is a categorical, 0 when it is numeric.
     """
 
-    def __init__(self, points: np.ndarray, n_choices: list[int], prior_weight: float = 1.0,
-                 weights: np.ndarray | None = None) -> None:
+    def __init__(self, points: np.ndarray, n_choices: list[int], prior_weight: float = 1.0) -> None:
         points = np.asarray(points, dtype=float).reshape(-1, len(n_choices))
         n, d = points.shape
         self.n_choices = list(n_choices)
         self.numeric = [j for j, k in enumerate(n_choices) if k == 0]
         self.categorical = [j for j, k in enumerate(n_choices) if k > 0]
-        observed = np.ones(n) if weights is None else np.asarray(weights, dtype=float).reshape(n)
-        weights = np.append(observed, prior_weight)
+        weights = np.append(np.ones(n), prior_weight)
         self.log_weights = np.log(weights / weights.sum())
 
         sigma = SIGMA0 * max(n, 1) ** (-1.0 / (d + 4))

@@ -18,9 +18,6 @@ import numpy as np
 
 from hydra_hpo.objectives import Point, crowding_distance, hypervolume, non_dominated_fronts
 
-# weight of a good observation that adds no hypervolume (Optuna's EPS): kept, but barely counts
-MIN_WEIGHT = 1e-12
-
 
 def split_order(points: Mapping[int, Point | None], n_good: int) -> list[int]:
     """Trial ids ordered so that the first ``n_good`` are the good observations.
@@ -86,19 +83,3 @@ def greedy_hypervolume_subset(losses: np.ndarray, size: int) -> list[int]:
         picked.append(best)
         volume += best_gain
     return picked
-
-
-def hypervolume_weights(losses: np.ndarray) -> np.ndarray:
-    """MOTPE's weights of the good observations (Ozaki et al. 2022, Optuna): each one's exclusive
-    hypervolume contribution over the largest, at least :data:`MIN_WEIGHT`, so the good density puts its
-    mass on the members that spread the front. Uniform for one objective, more than three, or when no
-    member adds hypervolume of its own."""
-    n, k = losses.shape
-    if k < 2 or k > 3 or n < 2:
-        return np.ones(n)
-    reference = _reference(losses)
-    total = hypervolume(losses, reference)
-    contribution = np.array([total - hypervolume(np.delete(losses, m, axis=0), reference) for m in range(n)])
-    if not contribution.max() > 0:
-        return np.ones(n)
-    return np.clip(contribution / contribution.max(), MIN_WEIGHT, 1.0)
