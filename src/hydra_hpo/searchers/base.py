@@ -22,7 +22,7 @@ class Searcher(ABC):
     resumed sweep that replays its journal (the same calls in the same order) makes the same decisions:
     ``configs`` (every trial's configuration), ``results`` (per trial, the loss at each resource it
     reached; ``None`` for a failed job), ``points`` (the same results as :class:`Point` rank keys:
-    constraint violation and the loss of every objective, see :meth:`point`) and ``pending`` (trials
+    constraint violation and the loss of every objective, see :meth:`observe`) and ``pending`` (trials
     asked for that have no result yet: running, so that asynchronous workers do not duplicate each other).
     """
 

@@ -47,7 +47,7 @@ def _order_feasible(feasible: list[int], points: Mapping[int, Point | None], n_g
         room = n_good - len(order)
         if 0 < room < len(front):
             lead = greedy_hypervolume_subset(losses[front], room)
-            rest = [m for m in range(len(front)) if m not in set(lead)]
+            rest = sorted(set(range(len(front))) - set(lead))
             order.extend(feasible[front[m]] for m in [*lead, *rest])
         else:
             order.extend(feasible[m] for m in front)
