@@ -33,7 +33,7 @@ from hydra_hpo.simulate import simulate  # noqa: E402
 from hydra_hpo.table import Table  # noqa: E402
 
 OBJECTIVES = {"validation_error": "min", "n_params": "min"}
-METHODS = {"random": ["hpo=random"], "mo-asha": ["hpo=asha"], "mo-hyperband": ["hpo=hyperband"]}
+METHODS = {"random": ["hpo=random"], "mo-asha": ["hpo=asha"], "mo-hyperband": ["hpo=hyperband"], "motpe": ["hpo=tpe"]}
 
 
 def mlp_params(config: dict) -> int:

@@ -349,7 +349,7 @@ class Tuner:
         loss = self.sign * result.value if result.ok else None
         point = self._point(result) if loss is not None and self.objectives is not None else None
         if self.searcher is not None:
-            self.searcher.observe(job.trial_id, job.resource, loss)
+            self.searcher.observe(job.trial_id, job.resource, loss, point)
         ended = self.scheduler.on_result(dataclasses.replace(result, value=loss, point=point))
         if loss is not None and (point is None or point.feasible):  # an infeasible result is never the best
             self._update_best(result)

@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from hydra_hpo.errors import SettingsError
+from hydra_hpo.objectives import Point
 from hydra_hpo.space import SearchSpace
 
 
@@ -20,8 +21,9 @@ class Searcher(ABC):
     What a searcher knows is the sequence of ``ask`` and ``observe`` calls and nothing else, so a
     resumed sweep that replays its journal (the same calls in the same order) makes the same decisions:
     ``configs`` (every trial's configuration), ``results`` (per trial, the loss at each resource it
-    reached; ``None`` for a failed job) and ``pending`` (trials asked for that have no result yet:
-    running, so that asynchronous workers do not duplicate each other).
+    reached; ``None`` for a failed job), ``points`` (the same results as :class:`Point` rank keys:
+    constraint violation and the loss of every objective, see :meth:`observe`) and ``pending`` (trials
+    asked for that have no result yet: running, so that asynchronous workers do not duplicate each other).
     """
 
     def __init__(
@@ -32,6 +34,7 @@ class Searcher(ABC):
         self.initial_config = dict(initial_config) if initial_config else None
         self.configs: dict[int, dict[str, Any]] = {}
         self.results: dict[int, dict[int, float | None]] = {}
+        self.points: dict[int, dict[int, Point | None]] = {}
         self._pending: dict[int, None] = {}  # an ordered set of trial ids
 
     def ask(self, trial_id: int) -> dict[str, Any] | None:
@@ -45,13 +48,23 @@ class Searcher(ABC):
             self._pending[trial_id] = None
         return config
 
-    def observe(self, trial_id: int, resource: int, loss: float | None) -> None:
+    def observe(self, trial_id: int, resource: int, loss: float | None, point: Point | None = None) -> None:
         """A job of trial ``trial_id`` ended at ``resource`` with ``loss`` (minimized; ``None`` when the
-        job failed). The tuner calls this for every job, at every rung."""
+        job failed). The tuner calls this for every job, at every rung.
+
+        ``point`` is the result's rank key when the sweep has ``hpo.objectives`` or ``hpo.constraints``
+        (``(violation, loss_1, ..., loss_k)``, every objective minimized); without it a loss counts as the
+        feasible one-objective point ``(0.0, loss)``. Searchers that model one number read ``results``.
+        """
         if trial_id not in self.configs:
             raise ValueError(f"result of trial {trial_id}, which this searcher never suggested")
+        if point is not None and loss is None:
+            raise ValueError(f"trial {trial_id}: a failed job (loss None) has no point")
         self._pending.pop(trial_id, None)
         self.results.setdefault(trial_id, {})[resource] = loss
+        if point is None and loss is not None:
+            point = Point((0.0, float(loss)))
+        self.points.setdefault(trial_id, {})[resource] = point
 
     @property
     def pending(self) -> list[int]:
@@ -135,6 +148,11 @@ class ModelBasedSearcher(DistinctSearcher):
                 counts[resource] = counts.get(resource, 0) + 1
         enough = [resource for resource, count in counts.items() if count >= self.n_startup]
         return max(enough) if enough else None
+
+    def points_at(self, resource: int) -> dict[int, Point | None]:
+        """The :class:`Point` of every result at ``resource`` by trial id (``None``: a failed job)."""
+        return {trial_id: by_resource[resource] for trial_id, by_resource in self.points.items()
+                if resource in by_resource}
 
     def losses_at(self, resource: int) -> list[tuple[float, int]]:
         """``(loss, trial_id)`` of every result at ``resource``, best first (ties: older trial first);
