@@ -58,7 +58,7 @@ class GPSearcher(ModelBasedSearcher):
         n_candidates: int = 512,
         max_points: int = 256,
         refit_growth: float = 0.1,
-        output_warping: str = "quantile",
+        output_warping: str = "none",
         random_fraction: float = 0.0,
         min_distance: float | str = "auto",
         max_retries: int = 1000,
