@@ -1,6 +1,7 @@
 """Gaussian-process Bayesian optimization: a Matern-5/2 ARD GP (numpy/scipy, see ``gaussian_process``)
 fitted by maximum a posteriori marginal likelihood, log expected improvement maximized over scrambled Sobol'
-candidates and L-BFGS-B from the best of them, pending trials handled by a constant liar."""
+candidates and L-BFGS-B from the best of them, pending trials handled by a constant liar, and no suggestion
+within an exclusion radius of a configuration already tried."""
 
 from __future__ import annotations
 
@@ -47,6 +48,16 @@ class GPSearcher(ModelBasedSearcher):
     searcher's seed and the number of results, so a replay picks the same). Log expected improvement is
     evaluated at ``n_candidates`` scrambled Sobol' points; L-BFGS-B then climbs it from the best 5 along the
     float parameters (integers and categoricals keep the candidate's values).
+
+    The best candidate at least ``min_distance`` (Euclidean, in the features) from every configuration tried
+    so far, pending ones included, is suggested; when none is, a random draw. ``"auto"``: the radius of as
+    many equal balls as configurations tried that together fill the unit cube (:meth:`exclusion_radius`,
+    0.29 for 300 configurations of 6 features), so the model cannot pile its suggestions up next to the
+    incumbent: a noisy training run near a tried one teaches little (and on a recorded table it replays the
+    same row), while the radius shrinks as the sweep grows. ``0`` turns it off (a smooth, noise-free loss
+    is then refined to any precision). ``output_warping="quantile"`` fits the GP on the normal scores of the
+    losses' ranks (:func:`~hydra_hpo.searchers.gaussian_process.quantile_normal`) instead of the
+    standardized losses; ``random_fraction`` of the suggestions are random draws.
     """
 
     def __init__(

@@ -17,10 +17,11 @@ class MobsterSearcher(GPSearcher):
 
     Expected improvement is evaluated at the acquisition resource ``r_acq``: the highest resource with at
     least ``n_startup`` results (Syne Tune's default ``resource_acq="bohb"``), improving on the best loss
-    seen there; before any resource has that many results, configurations are random draws. Failed jobs
-    count as the worst loss of their resource, pending trials as the worst loss at ``r_acq`` (a constant
-    liar). Options and the cap on observations (``max_points``: the best half of ``r_acq``'s results and a
-    random subset of all the others) as for ``gp``.
+    seen there; before any resource has that many results, configurations are random draws. The targets are
+    all rungs' losses warped together (``output_warping``), so a trial's targets keep the order of its losses
+    across rungs; failed jobs count as the worst loss, pending trials as the worst target at ``r_acq`` (a
+    constant liar). Options, the exclusion radius and the cap on observations (``max_points``: the best half
+    of ``r_acq``'s results and a random subset of all the others) as for ``gp``.
     """
 
     def _training_data(self) -> tuple[np.ndarray, np.ndarray, float, np.ndarray | None] | None:
