@@ -8,7 +8,7 @@ from scipy.optimize import check_grad
 from scipy.stats import norm
 
 from hydra_hpo.searchers.gaussian_process import (KernelParams, Posterior, _neg_objective, fit_kernel, log_ei_grad,
-                                                  log_h)
+                                                  log_h, quantile_normal)
 
 
 def data(n: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -52,3 +52,13 @@ def test_fitted_gp_predicts_held_out_points_and_ignores_the_irrelevant_feature()
     # warm start from the fit converges to (about) the same optimum
     again = fit_kernel(x, y, params)
     assert np.allclose(again.to_raw(), params.to_raw(), atol=0.2)
+
+
+def test_quantile_normal_keeps_the_order_shares_ties_and_puts_failures_last() -> None:
+    losses = np.array([0.9, 0.011, np.inf, 0.9, 0.05])
+    scores = quantile_normal(losses)
+    # ranks 3.5, 1, 5, 3.5, 2 of 5 -> Phi^-1((rank - 1/2) / 5)
+    assert np.allclose(scores, norm.ppf((np.array([3.5, 1, 5, 3.5, 2]) - 0.5) / 5))
+    assert scores[2] == scores.max() and scores[0] == scores[3]
+    # scale-free: any increasing map of the losses gives the same targets
+    assert np.allclose(quantile_normal(np.log(losses)), scores)

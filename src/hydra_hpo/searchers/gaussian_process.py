@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
 from scipy.optimize import minimize
-from scipy.special import erfcx, log_ndtr
+from scipy.special import erfcx, log_ndtr, ndtri
+from scipy.stats import rankdata
 
 MIN_NOISE = 1e-6  # Optuna's DEFAULT_MINIMUM_NOISE_VAR
 # bounds of the raw (log) parameters: wide enough for any standardized data, narrow enough that a long
@@ -40,6 +41,17 @@ class KernelParams:
     @classmethod
     def from_raw(cls, raw: np.ndarray) -> KernelParams:
         return cls(np.exp(raw[:-2]), float(np.exp(raw[-2])), float(np.exp(raw[-1]) + MIN_NOISE))
+
+
+def quantile_normal(values: np.ndarray) -> np.ndarray:
+    """Normal scores of the ranks of ``values``: ``Phi^-1((rank - 1/2) / n)``, ties sharing their average rank
+    (``inf``, a failed job, ranks last). A Gaussian copula on the outputs (Salinas et al. 2020): whatever the
+    losses' scale, a plateau of diverged runs or a heavy tail, the GP sees standard normal targets whose
+    spread is where the ranks differ."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return values
+    return ndtri((rankdata(values, method="average") - 0.5) / len(values))
 
 
 def _sq_dist(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:

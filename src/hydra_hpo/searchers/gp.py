@@ -1,6 +1,7 @@
 """Gaussian-process Bayesian optimization: a Matern-5/2 ARD GP (numpy/scipy, see ``gaussian_process``)
 fitted by maximum a posteriori marginal likelihood, log expected improvement maximized over scrambled Sobol'
-candidates and L-BFGS-B from the best of them, pending trials handled by a constant liar."""
+candidates and L-BFGS-B from the best of them, pending trials handled by a constant liar, and no suggestion
+within an exclusion radius of a configuration already tried."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from threadpoolctl import ThreadpoolController
 
 from hydra_hpo.errors import SettingsError
 from hydra_hpo.searchers.base import ModelBasedSearcher
-from hydra_hpo.searchers.gaussian_process import KernelParams, Posterior, fit_kernel, log_ei, log_ei_grad
+from hydra_hpo.searchers.gaussian_process import (KernelParams, Posterior, fit_kernel, log_ei, log_ei_grad,
+                                                  quantile_normal)
 from hydra_hpo.space import Categorical, Float, SearchSpace
 
 _LOCAL_STARTS = 5  # best Sobol' candidates the local search starts from
 _LOCAL_ITERATIONS = 15  # L-BFGS-B iterations of the local search (all starts at once)
 _THREADS: ThreadpoolController | None = None
+OUTPUT_WARPINGS = ("quantile", "none")
 
 
 def _one_blas_thread():
@@ -45,6 +48,16 @@ class GPSearcher(ModelBasedSearcher):
     searcher's seed and the number of results, so a replay picks the same). Log expected improvement is
     evaluated at ``n_candidates`` scrambled Sobol' points; L-BFGS-B then climbs it from the best 5 along the
     float parameters (integers and categoricals keep the candidate's values).
+
+    The best candidate at least ``min_distance`` (Euclidean, in the features) from every configuration tried
+    so far, pending ones included, is suggested; when none is, a random draw. ``"auto"``: the radius of as
+    many equal balls as configurations tried that together fill the unit cube (:meth:`exclusion_radius`,
+    0.29 for 300 configurations of 6 features), so the model cannot pile its suggestions up next to the
+    incumbent: a noisy training run near a tried one teaches little (and on a recorded table it replays the
+    same row), while the radius shrinks as the sweep grows. ``0`` turns it off (a smooth, noise-free loss
+    is then refined to any precision). ``output_warping="quantile"`` fits the GP on the normal scores of the
+    losses' ranks (:func:`~hydra_hpo.searchers.gaussian_process.quantile_normal`) instead of the
+    standardized losses; ``random_fraction`` of the suggestions are random draws.
     """
 
     def __init__(
@@ -56,6 +69,9 @@ class GPSearcher(ModelBasedSearcher):
         n_candidates: int = 512,
         max_points: int = 256,
         refit_growth: float = 0.1,
+        output_warping: str = "none",
+        random_fraction: float = 0.0,
+        min_distance: float | str = "auto",
         max_retries: int = 1000,
     ) -> None:
         super().__init__(space, seed, initial_config, n_startup, max_retries)
@@ -65,6 +81,16 @@ class GPSearcher(ModelBasedSearcher):
             raise SettingsError(f"hpo.searcher option max_points={max_points!r} must be an int >= 2")
         if not refit_growth >= 0:
             raise SettingsError(f"hpo.searcher option refit_growth={refit_growth!r} must be >= 0")
+        if output_warping not in OUTPUT_WARPINGS:
+            raise SettingsError(f"hpo.searcher option output_warping={output_warping!r} must be one of "
+                                f"{', '.join(OUTPUT_WARPINGS)}")
+        self.output_warping = output_warping
+        if isinstance(random_fraction, bool) or not 0.0 <= random_fraction <= 1.0:
+            raise SettingsError(f"hpo.searcher option random_fraction={random_fraction!r} must be in [0, 1]")
+        self.random_fraction = float(random_fraction)
+        if min_distance != "auto" and (isinstance(min_distance, (bool, str)) or not min_distance >= 0):
+            raise SettingsError(f"hpo.searcher option min_distance={min_distance!r} must be 'auto' or a number >= 0")
+        self.min_distance = min_distance if min_distance == "auto" else float(min_distance)
         self.n_candidates = int(n_candidates)
         self.max_points = int(max_points)
         self.refit_growth = float(refit_growth)
@@ -91,16 +117,40 @@ class GPSearcher(ModelBasedSearcher):
             return self._suggest_with_model()
 
     def _suggest_with_model(self) -> dict[str, Any] | None:
+        if self.random_fraction > 0 and self._rng.random() < self.random_fraction:
+            return super().suggest()
         model = self._model()
         if model is not None:
             posterior, best, extra = model
-            for u in self._ranked_candidates(posterior, best, extra):
+            candidates = self._ranked_candidates(posterior, best, extra)
+            far = self._far_from_tried(np.array(candidates))
+            for u, ok in zip(candidates, far):
+                if not ok:
+                    continue
                 config = self.space.from_unit(u)
                 key = self.space.key(config)
                 if key not in self._seen:
                     self._seen.add(key)
                     return config
-        return super().suggest()  # random start-up draws (None once a small space is exhausted)
+        return super().suggest()  # random draws: start-up, or every candidate too close to a tried one
+
+    def _far_from_tried(self, unit: np.ndarray) -> np.ndarray:
+        """Whether each candidate (unit-cube rows) lies at least ``min_distance`` (Euclidean, in the features)
+        from every configuration tried or pending."""
+        if self.min_distance == 0 or not self.configs:
+            return np.ones(len(unit), dtype=bool)
+        tried = np.stack([self._feature(trial_id) for trial_id in self.configs])
+        radius = self.exclusion_radius(len(tried), tried.shape[1]) if self.min_distance == "auto" else self.min_distance
+        features = self._features(unit)
+        d2 = ((features ** 2).sum(1)[:, None] + (tried ** 2).sum(1)[None, :] - 2.0 * features @ tried.T)
+        return d2.min(1) >= radius ** 2 - 1e-12
+
+    @staticmethod
+    def exclusion_radius(n: int, dim: int) -> float:
+        """``min_distance="auto"``: the radius of ``n`` equal balls whose volumes add up to the unit cube's in
+        ``dim`` dimensions, ``(Gamma(dim/2 + 1) / (pi^(dim/2) n))^(1/dim)``: each tried configuration keeps
+        its share of the space to itself, so the exclusion shrinks as the sweep grows."""
+        return math.exp((math.lgamma(dim / 2 + 1) - dim / 2 * math.log(math.pi) - math.log(n)) / dim)
 
     # -- the model ---------------------------------------------------------------------------------------
 
@@ -110,19 +160,28 @@ class GPSearcher(ModelBasedSearcher):
         return self._encoded[trial_id]
 
     def _training_data(self) -> tuple[np.ndarray, np.ndarray, float, np.ndarray | None] | None:
-        """``(x, y, best, extra)``: features and losses the GP is fitted on, the loss to improve on and the
-        features appended to each candidate's (none here); ``None`` while the model is off."""
+        """``(x, y, best, extra)``: features and targets (warped losses) the GP is fitted on, the target to
+        improve on and the features appended to each candidate's (none here); ``None`` while the model is off."""
         resource = self.model_resource()
         if resource is None:
             return None
         losses = self.losses_at(resource)
-        keep = self._cap(losses, len(losses))
-        finite = [loss for loss, _ in losses if math.isfinite(loss)]
-        worst = max(finite) if finite else 1.0
+        values = self._warp(np.array([loss for loss, _ in losses]))
+        keep = self._cap(list(zip(values, (trial_id for _, trial_id in losses))), len(losses))
         ids = [trial_id for _, trial_id in keep] + self.pending
-        y = np.array([loss if math.isfinite(loss) else worst for loss, _ in keep] + [worst] * len(self.pending))
+        y = np.array([value for value, _ in keep] + [float(values.max())] * len(self.pending))
         x = np.stack([self._feature(trial_id) for trial_id in ids])
-        return x, y, (min(finite) if finite else worst), None
+        return x, y, float(values.min()), None
+
+    def _warp(self, losses: np.ndarray) -> np.ndarray:
+        """The model's targets for the losses of one resource (``inf`` or ``nan``: a failed or diverged job),
+        in the same order; increasing in the loss, a failure the worst. ``quantile``: their normal scores
+        (:func:`quantile_normal`); ``none``: the losses, a failure counting as the worst finite one."""
+        losses = np.where(np.isnan(losses), np.inf, losses)
+        if self.output_warping == "quantile":
+            return quantile_normal(losses)
+        finite = losses[np.isfinite(losses)]
+        return np.where(np.isfinite(losses), losses, finite.max() if len(finite) else 1.0)
 
     def _cap(self, ranked: list, n_results: int) -> list:
         """At most ``max_points`` of ``ranked`` (best first): the best half and a random subset of the rest."""

@@ -17,10 +17,11 @@ class MobsterSearcher(GPSearcher):
 
     Expected improvement is evaluated at the acquisition resource ``r_acq``: the highest resource with at
     least ``n_startup`` results (Syne Tune's default ``resource_acq="bohb"``), improving on the best loss
-    seen there; before any resource has that many results, configurations are random draws. Failed jobs
-    count as the worst loss of their resource, pending trials as the worst loss at ``r_acq`` (a constant
-    liar). Options and the cap on observations (``max_points``: the best half of ``r_acq``'s results and a
-    random subset of all the others) as for ``gp``.
+    seen there; before any resource has that many results, configurations are random draws. The targets are
+    all rungs' losses warped together (``output_warping``), so a trial's targets keep the order of its losses
+    across rungs; failed jobs count as the worst loss, pending trials as the worst target at ``r_acq`` (a
+    constant liar). Options, the exclusion radius and the cap on observations (``max_points``: the best half
+    of ``r_acq``'s results and a random subset of all the others) as for ``gp``.
     """
 
     def _training_data(self) -> tuple[np.ndarray, np.ndarray, float, np.ndarray | None] | None:
@@ -33,21 +34,17 @@ class MobsterSearcher(GPSearcher):
         def resource_feature(resource: int) -> float:
             return (math.log(resource) - low) / (high - low) if high > low else 0.0
 
-        worst: dict[int, float] = {}
-        for by_resource in self.results.values():
-            for resource, loss in by_resource.items():
-                if loss is not None and math.isfinite(loss):
-                    worst[resource] = max(worst.get(resource, -math.inf), loss)
-        rows = []  # (rank key, loss, trial id, resource): r_acq's results best first, then the others
-        for trial_id, by_resource in self.results.items():
-            for resource, loss in by_resource.items():
-                value = loss if loss is not None and math.isfinite(loss) else worst.get(resource, 1.0)
-                rows.append(((resource != r_acq, value, trial_id, resource), value, trial_id, resource))
-        rows.sort(key=lambda row: row[0])
+        results = [(trial_id, resource, math.inf if loss is None else loss)
+                   for trial_id, by_resource in self.results.items() for resource, loss in by_resource.items()]
+        # one warping of all results together: a trial's targets at its rungs keep the order of its losses (a
+        # per-rung ranking would put the worst of the promoted few at the top rung above most of rung 1)
+        values = self._warp(np.array([loss for _, _, loss in results]))
+        rows = sorted(((resource != r_acq, float(value), trial_id, resource)
+                       for (trial_id, resource, _), value in zip(results, values)))
+        # r_acq's results best first, then the others best first
         keep = self._cap(rows, len(rows))
-        liar = worst.get(r_acq, 1.0)
+        at_acq = [value for is_other, value, _, _ in rows if not is_other]
         x = np.stack([np.append(self._feature(t), resource_feature(r)) for _, _, t, r in keep]
                      + [np.append(self._feature(t), resource_feature(r_acq)) for t in self.pending])
-        y = np.array([value for _, value, _, _ in keep] + [liar] * len(self.pending))
-        at_acq = [value for _, value, _, resource in keep if resource == r_acq]
+        y = np.array([value for _, value, _, _ in keep] + [max(at_acq)] * len(self.pending))
         return x, y, min(at_acq), np.array([resource_feature(r_acq)])
