@@ -70,7 +70,7 @@ OURS: dict[str, list[str]] = {
     "gp": ["hpo=gp"],
     "mobster": ["hpo=mobster"],
 }
-OPTUNA = ("optuna_tpe_hyperband", "optuna_random_sh")
+OPTUNA = peers.OPTUNA_NAMES
 QUANTILES = (0.10, 0.05, 0.01)
 INCUMBENTS = ("epoch", "job")
 TRIALS_PER_WORKER = 30  # the automatic budget: random search gets about workers * this many trials
