@@ -51,9 +51,12 @@ def test_full_fidelity_rows_train_every_trial_fully_and_pay_the_overhead_once_pe
     assert [v for _, v in trace] == sorted((v for _, v in trace), reverse=True)
 
 
-def test_full_fidelity_rows_are_seeded():
+@pytest.mark.parametrize("name", ["optuna_gp", "optuna_tpe"])
+def test_full_fidelity_rows_are_seeded_past_their_random_start_up(name):
     table = even_table()
-    runs = [peers.run_optuna("optuna_tpe", table, SPACE, seed=s, n_workers=2, budget=40.0) for s in (1, 1, 2)]
+    # 2 workers, 3 s a trial: 16 trials, 6 of them after Optuna's 10 random start-up trials
+    runs = [peers.run_optuna(name, table, SPACE, seed=s, n_workers=2, budget=22.0) for s in (1, 1, 2)]
+    assert runs[0][1] == 16
     assert runs[0] == runs[1] and runs[0] != runs[2]
 
 
@@ -114,6 +117,7 @@ def test_compare_mo_runs_ours_and_optuna_on_a_table_with_recorded_metrics(tmp_pa
         assert 0.0 < float(rows[name].split(" | ")[2]) < 1.0
 
 
+@pytest.mark.slow  # the benchmark script on the real tables (tens of seconds)
 @pytest.mark.parametrize("table,space", [("mlp_digits.jsonl", "mlp"), ("lenet_digits.jsonl", "lenet_digits")])
 def test_compare_runs_the_full_fidelity_optuna_rows_on_both_tables(tmp_path, capsys, table, space):
     code = compare.main(["--table", str(TABLES / table), "--space", space, "--rows", "60", "--seeds", "1",
