@@ -4,6 +4,7 @@ same table, simulated clock and per-job overhead as ours."""
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -25,6 +26,15 @@ from hydra_hpo.table import Table  # noqa: E402
 
 SPACE = SearchSpace({"x": Float("x", 0.0, 1.0)})
 TABLES = REPO / "benchmarks" / "tables"
+
+
+@pytest.fixture
+def script_logging():
+    """The scripts quiet the hydra_hpo logger (their output is a table); tests after this one need it back."""
+    logger = logging.getLogger("hydra_hpo")
+    level = logger.level
+    yield
+    logger.setLevel(level)
 
 
 def even_table(rows: int = 40, epochs: int = 3) -> Table:
@@ -100,7 +110,7 @@ def test_recorded_n_params_are_used_and_the_mlp_formula_fills_them_in_otherwise(
     assert origin.tolist() == [0.0, 0.0]
 
 
-def test_compare_mo_runs_ours_and_optuna_on_a_table_with_recorded_metrics(tmp_path, capsys):
+def test_compare_mo_runs_ours_and_optuna_on_a_table_with_recorded_metrics(tmp_path, capsys, script_logging):
     lines = (TABLES / "mlp_digits.jsonl").read_text().splitlines()[:40]
     path = tmp_path / "with_latency.jsonl"
     path.write_text("".join(json.dumps({**json.loads(line), "inference_ms": 0.01 * (i + 1)}) + "\n"
@@ -119,7 +129,8 @@ def test_compare_mo_runs_ours_and_optuna_on_a_table_with_recorded_metrics(tmp_pa
 
 @pytest.mark.slow  # the benchmark script on the real tables (tens of seconds)
 @pytest.mark.parametrize("table,space", [("mlp_digits.jsonl", "mlp"), ("lenet_digits.jsonl", "lenet_digits")])
-def test_compare_runs_the_full_fidelity_optuna_rows_on_both_tables(tmp_path, capsys, table, space):
+def test_compare_runs_the_full_fidelity_optuna_rows_on_both_tables(tmp_path, capsys, script_logging, table,
+                                                                    space):
     code = compare.main(["--table", str(TABLES / table), "--space", space, "--rows", "60", "--seeds", "1",
                          "--budget", "15", "--algorithms", "random,optuna_gp,optuna_tpe", "--out", str(tmp_path)])
     assert code == 0
