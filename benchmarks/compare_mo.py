@@ -45,14 +45,7 @@ from hydra_hpo.simulate import METRIC, simulate  # noqa: E402
 from hydra_hpo.table import Table  # noqa: E402
 
 OBJECTIVES = {"validation_error": "min", "n_params": "min"}
-# ours: name -> Hydra overrides of conf/simulate.yaml's hpo group (one entry per method; add yours here)
-METHODS: dict[str, list[str]] = {
-    "random": ["hpo=random"],
-    "mo-asha": ["hpo=asha"],
-    "mo-hyperband": ["hpo=hyperband"],
-}
-
-Metrics = Callable[[int, int], dict[str, float]]
+METHODS = {"random": ["hpo=random"], "mo-asha": ["hpo=asha"], "mo-hyperband": ["hpo=hyperband"]}
 
 
 def mlp_params(config: dict) -> int:
@@ -113,6 +106,9 @@ def prepare_table(table: Table, directions: dict[str, str]) -> Table:
             raise ValueError(f"--objectives: {name!r} is not recorded in {table.path}; it records "
                              f"{', '.join(available)}")
     return table
+
+
+Metrics = Callable[[int, int], dict[str, float]]
 
 
 def row_metrics(table: Table) -> Metrics:
