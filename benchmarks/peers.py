@@ -67,7 +67,7 @@ def one_torch_thread() -> Iterator[None]:
     """Torch on one intra-op thread while inside (restored after). Optuna's GP sampler runs many tiny torch
     operations; with torch's default threads each one hands work to other threads, which on a loaded 2-core
     machine made one mlp_digits seed (40 simulated s) take 200 s instead of 11 s. The simulated clock and
-    the decisions do not depend on it (same trace either way)."""
+    the decisions do not depend on it (same trials and incumbent either way in that run)."""
     import torch
 
     threads = torch.get_num_threads()
