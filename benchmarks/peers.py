@@ -14,16 +14,20 @@ charges it on every segment: a peer's trial runs as one job that reports every e
 pays it once, before its first epoch, and a Syne Tune trial pays it on every start or resume (Syne Tune's own
 ``SimulatorConfig.delay_start``; its stopping-type ASHA and BOHB never resume).
 
-- Optuna: TPE + HyperbandPruner, Random + SuccessiveHalvingPruner, through ask/tell with an event loop of
-  ``n_workers`` simulated workers that report every epoch (``trial.report`` / ``trial.should_prune``).
+- Optuna: TPE + HyperbandPruner, Random + SuccessiveHalvingPruner, and at full fidelity (no pruner) the
+  GP sampler and TPE, through ask/tell with an event loop of ``n_workers`` simulated workers that report
+  every epoch (``trial.report`` / ``trial.should_prune``); every sampler with Optuna's defaults and our seed.
+  ``run_optuna_mo``: NSGA-II and multi-objective TPE on several objectives, each trial one full-fidelity job
+  told its objectives when it ends.
 - Syne Tune: ASHA and BOHB with its simulator backend and a user blackbox backed by the table.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -46,6 +50,9 @@ class _Incumbent:
 
 
 # ---------------------------------------------------------------------------------------------- Optuna
+OPTUNA_NAMES = ("optuna_tpe_hyperband", "optuna_random_sh", "optuna_gp", "optuna_tpe")
+
+
 def optuna_available() -> str | None:
     """``None`` when Optuna can be imported, else why not."""
     try:
@@ -53,6 +60,22 @@ def optuna_available() -> str | None:
     except ImportError as error:
         return f"optuna is not installed ({error}); pip install -e '.[bench]'"
     return None
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one intra-op thread while inside (restored after). Optuna's GP sampler runs many tiny torch
+    operations; with torch's default threads each one hands work to other threads, which on a loaded 2-core
+    machine made one mlp_digits seed (40 simulated s) take 200 s instead of 11 s. The simulated clock and
+    the decisions do not depend on it (same trials and incumbent either way in that run)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def optuna_distributions(space: SearchSpace) -> dict[str, Any]:
@@ -71,10 +94,13 @@ def optuna_distributions(space: SearchSpace) -> dict[str, Any]:
 
 
 def optuna_setups(epochs: int) -> dict[str, Callable[[int], tuple[Any, Any]]]:
-    """Name -> ``seed -> (sampler, pruner)``; pruner settings mirror ours (conf/hpo)."""
+    """Name -> ``seed -> (sampler, pruner)``; pruner settings mirror ours (conf/hpo). The full-fidelity rows
+    (``optuna_gp``, ``optuna_tpe``) have no pruner: every trial trains all ``epochs``."""
     import optuna
 
     return {
+        "optuna_gp": lambda seed: (optuna.samplers.GPSampler(seed=seed), optuna.pruners.NopPruner()),
+        "optuna_tpe": lambda seed: (optuna.samplers.TPESampler(seed=seed), optuna.pruners.NopPruner()),
         "optuna_tpe_hyperband": lambda seed: (
             optuna.samplers.TPESampler(seed=seed),
             optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3),
@@ -93,6 +119,12 @@ def run_optuna(
     """One Optuna study on ``n_workers`` simulated workers until ``budget`` simulated seconds; the
     incumbent trace and the number of trials started. Every trial (one job) starts ``job_overhead``
     seconds before its first epoch."""
+    with one_torch_thread():
+        return _run_optuna(name, table, space, seed, n_workers, budget, job_overhead)
+
+
+def _run_optuna(name: str, table: Table, space: SearchSpace, seed: int, n_workers: int, budget: float,
+                job_overhead: float) -> tuple[Trace, int]:
     import optuna
     from optuna.trial import TrialState
 
@@ -131,6 +163,65 @@ def run_optuna(
                 continue
         start(now)
     return incumbent.trace, len(study.trials)
+
+
+MO_OPTUNA_NAMES = ("optuna-nsga2", "optuna-motpe")
+
+
+def optuna_mo_sampler(name: str, seed: int) -> Any:
+    """NSGA-II or multi-objective TPE, with Optuna's defaults and our seed."""
+    import optuna
+
+    if name == "optuna-nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "optuna-motpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    raise ValueError(f"{name!r}: choose from {', '.join(MO_OPTUNA_NAMES)}")
+
+
+def run_optuna_mo(
+    name: str, table: Table, space: SearchSpace, seed: int, n_workers: int, budget: float,
+    directions: dict[str, str], metrics: Callable[[int, int], dict[str, float]], job_overhead: float = 0.0,
+) -> list[tuple[float, dict[str, float]]]:
+    """One multi-objective Optuna study on ``n_workers`` simulated workers until ``budget`` simulated seconds.
+
+    Each trial is one job at full fidelity: it starts ``job_overhead`` seconds before its first epoch, trains
+    every epoch the table recorded, and when it ends its objectives (``metrics(row, epochs)``, named as in
+    ``directions``: ``{name: "min" | "max"}``) are told to the study. Returns ``(end of the job, metrics)`` of
+    every job that ended within the budget; a job whose last validation error is not finite fails (told as
+    FAIL, not returned), as a failed job of ours carries no result."""
+    import optuna
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        directions=["minimize" if d == "min" else "maximize" for d in directions.values()],
+        sampler=optuna_mo_sampler(name, seed),
+    )
+    distributions = optuna_distributions(space)
+    epochs = table.epochs
+    results: list[tuple[float, dict[str, float]]] = []
+    events: list[tuple[float, int, Any, int]] = []  # (end of a job, trial number, trial, row)
+
+    def start(now: float) -> None:
+        trial = study.ask(distributions)
+        row = table.lookup_index(trial.params, space)
+        heapq.heappush(events, (now + job_overhead + float(table.elapsed[row, -1]), trial.number, trial, row))
+
+    for _ in range(n_workers):
+        start(0.0)
+    while events:
+        now, _, trial, row = heapq.heappop(events)
+        if now > budget:
+            break
+        values = metrics(row, epochs)
+        if not all(math.isfinite(values[n]) for n in directions):
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            study.tell(trial, [values[n] for n in directions])
+            results.append((now, values))
+        start(now)
+    return results
 
 
 # ---------------------------------------------------------------------------------------------- Syne Tune

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -216,3 +217,54 @@ def test_model_based_preset_sweeps_and_resumes_with_its_decisions(tmp_path, pres
     journal = [json.loads(line) for line in (sweep / "journal.jsonl").read_text().splitlines()]
     started = [e for e in journal if e["event"] == "trial_started"]
     assert sorted(e["trial_id"] for e in started) == list(range(9))  # the first 6 were not started again
+
+
+@pytest.mark.parametrize("preset", ["tpe", "gp", "bohb", "mobster"])
+def test_model_based_preset_killed_mid_sweep_resumes_with_the_recorded_decisions(tmp_path, preset):
+    """The user's command (joblib, 2 workers) killed once the model has decided trials, then resumed: the
+    resumed sweep makes every decision the killed one made (each recorded configuration is suggested again,
+    each recorded result is asked for again and taken, nothing trained twice), starts again the jobs that
+    were in flight at the kill, and completes; resuming the finished journal once more replays the whole
+    sweep without running a job. (With 2 asynchronous workers the jobs after the kill restart on a new
+    clock, so their results may come back in another order than in a run never killed; the in-process
+    tests in test_model_based.py show that a resumed sweep on one worker equals the uninterrupted one.)"""
+    sweep = tmp_path / "sweep"
+    journal = sweep / "journal.jsonl"
+    args = ["-m", f"hpo={preset}", "model=mlp", "search_space=mlp", "hydra/launcher=joblib", "hpo.n_workers=2",
+            "hydra.launcher.n_jobs=2", "hpo.n_trials=6", "hpo.searcher_options.n_startup=3", "trainer=fast",
+            "trainer.max_epochs=3", f"hydra.sweep.dir={sweep}"]
+    threshold = 4  # results before the kill: the model (on after 3) has decided the trials then in flight
+    cmd = [sys.executable, str(ROOT / "train.py"), *args]
+    _kill_after_finished_segments(cmd, tmp_path, journal, threshold, tmp_path / "killed.log")
+    killed = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
+    assert not any(e["event"] == "sweep_finished" for e in killed)
+    configs = {e["trial_id"]: e["config"] for e in killed if e["event"] == "trial_started"}
+    finished = {(e["trial_id"], e["previous_resource"], e["resource"]) for e in killed
+                if e["event"] == "segment_finished"}
+    in_flight = {(e["trial_id"], e["previous_resource"], e["resource"]) for e in killed
+                 if e["event"] == "segment_started"} - finished
+    assert len(finished) >= threshold and in_flight
+
+    train(*args, "hpo.resume=true", cwd=tmp_path)
+    events = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
+    resumed = events[len(killed):]
+    # the recorded decisions came again: a configuration suggested otherwise would have stopped the resume
+    # ("cannot resume: trial N was recorded with config ..."), a recorded result not asked for again is
+    # reported, and one asked for with other resources would have run again
+    started = [e["trial_id"] for e in events if e["event"] == "trial_started"]
+    assert sorted(started) == list(range(6)) and set(configs) <= set(started)
+    assert [e["replayed"] for e in resumed if e["event"] == "replay_finished"] == [len(finished)]
+    assert not any(e["event"] == "recorded_results_unused" for e in resumed)
+    restarted = {(e["trial_id"], e["previous_resource"], e["resource"]) for e in resumed
+                 if e["event"] == "segment_started"}
+    assert in_flight <= restarted and not finished & restarted  # the interrupted jobs again, no finished one
+    summary = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert summary.n_trials == 6 and summary.n_failures == 0
+
+    # the finished journal replays to the very same sweep: every decision again, no job run
+    again = tmp_path / "again"
+    shutil.copytree(sweep, again)
+    train(*args[:-1], f"hydra.sweep.dir={again}", "hpo.resume=true", cwd=tmp_path)
+    replay = [json.loads(line) for line in (again / "journal.jsonl").read_text().splitlines()][len(events):]
+    assert not any(e["event"] in ("segment_started", "trial_started", "recorded_results_unused") for e in replay)
+    assert OmegaConf.load(again / "optimization_results.yaml").best_value == summary.best_value
