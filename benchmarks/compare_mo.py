@@ -45,7 +45,8 @@ from hydra_hpo.simulate import METRIC, simulate  # noqa: E402
 from hydra_hpo.table import Table  # noqa: E402
 
 OBJECTIVES = {"validation_error": "min", "n_params": "min"}
-METHODS = {"random": ["hpo=random"], "mo-asha": ["hpo=asha"], "mo-hyperband": ["hpo=hyperband"], "motpe": ["hpo=tpe"]}
+METHODS = {"random": ["hpo=random"], "mo-asha": ["hpo=asha"], "mo-hyperband": ["hpo=hyperband"], "motpe": ["hpo=tpe"],
+           "motpe-asha": ["hpo=motpe"]}
 
 
 def mlp_params(config: dict) -> int:
