@@ -14,8 +14,9 @@ num_layers hidden layers of num_units, 10 outputs; checked against the real mode
 Hypervolume uses a fixed reference point: validation_error 1.0; any other objective its worst value in the
 table (over every row and epoch) plus a tenth of that value's size; it is reported as the fraction of the box
 between the reference and the origin (or the table's best value, when that lies beyond the origin), from the
-results a method has when a job ends. Ours (``METHODS``) run through the real tuner, searcher and scheduler on
-the simulated clock; Optuna's NSGA-II and multi-objective TPE (``optuna-nsga2``, ``optuna-motpe``, samplers
+results a method has when a job ends. Ours (``METHODS``: random, MO-ASHA, MO-Hyperband, ``motpe`` = ``hpo=tpe``
+with the objectives, i.e. MOTPE at full fidelity, and ``motpe-asha`` = ``hpo=motpe``, MOTPE in MO-ASHA) run
+through the real tuner, searcher and scheduler on the simulated clock; Optuna's NSGA-II and multi-objective TPE (``optuna-nsga2``, ``optuna-motpe``, samplers
 with Optuna's defaults; see peers.run_optuna_mo) run on the same table, lookup rule, workers and per-job
 overhead, each trial one job at full fidelity told its objectives when it ends. Reported: each method's
 median final hypervolume and the time its median hypervolume over seeds first reaches random search's final
