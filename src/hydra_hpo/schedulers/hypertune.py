@@ -11,7 +11,7 @@ from scipy.stats import kendalltau
 from hydra_hpo.objectives import Point
 from hydra_hpo.schedulers.base import WAIT, Decision, failure_status
 from hydra_hpo.schedulers.hyperband import bracket_size
-from hydra_hpo.schedulers.rungs import MultiFidelityScheduler, _check_int, promotion_quota, rank_value, ranked
+from hydra_hpo.schedulers.rungs import MultiFidelityScheduler, check_int, promotion_quota, rank_value, ranked
 from hydra_hpo.searchers.base import Searcher
 from hydra_hpo.trial import COMPLETED, Job, JobResult
 
@@ -59,7 +59,7 @@ class HyperTuneScheduler(MultiFidelityScheduler):
         min_pairs: int = 6,
     ) -> None:
         super().__init__(searcher, n_trials, r_min, r_max, eta)
-        self.min_pairs = _check_int("min_pairs", min_pairs, 3)
+        self.min_pairs = check_int("min_pairs", min_pairs, 3)
         top = len(self.levels) - 1
         self.hyperband_weights = np.array(
             [bracket_size(top - b, top, eta) for b in range(top + 1)], dtype=float)

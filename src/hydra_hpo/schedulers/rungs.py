@@ -11,7 +11,7 @@ from hydra_hpo.searchers.base import Searcher
 from hydra_hpo.trial import PAUSED, JobResult
 
 
-def _check_int(key: str, value: object, minimum: int) -> int:
+def check_int(key: str, value: object, minimum: int) -> int:
     # bool is an int subclass; hpo.eta=true is a typo, not 1
     if isinstance(value, bool) or not isinstance(value, int):
         raise SettingsError(f"hpo.{key}={value!r}: must be an integer")
@@ -22,9 +22,9 @@ def _check_int(key: str, value: object, minimum: int) -> int:
 
 def validate_rung_settings(r_min: int, r_max: int, eta: int) -> None:
     """Raise ``ValueError`` naming the key and value of an invalid ``r_min``, ``r_max`` or ``eta``."""
-    _check_int("eta", eta, 2)
-    _check_int("r_min", r_min, 1)
-    _check_int("r_max", r_max, 1)
+    check_int("eta", eta, 2)
+    check_int("r_min", r_min, 1)
+    check_int("r_max", r_max, 1)
     if r_min > r_max:
         raise SettingsError(f"hpo.r_min={r_min}: must be <= hpo.r_max={r_max}")
 
