@@ -134,7 +134,9 @@ def test_async_sweep_on_ray_reuses_workers_and_shuts_down(tmp_path, ray_dir):
     assert "ray.init twice" not in proc.stdout + proc.stderr
     assert times[0]["waited"] is True, times[0]
     assert times[2]["start"] < times[0]["end"]
-    assert max_in_flight(list(times.values())) == 2
+    # at most n_workers at once; not exactly 2: under load trial 0's recorded start may follow trial 2's end (the
+    # progress-triggered wait above already proves there is no batch barrier), as in test_launchers.py
+    assert max_in_flight(list(times.values())) <= 2
     jobs_per_process = collections.Counter(t["pid"] for t in times.values())
     assert max(jobs_per_process.values()) >= 2, jobs_per_process  # a worker process ran several jobs
     assert not any(alive(pid) for pid in jobs_per_process), "Ray workers outlived the sweep"
