@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -12,6 +13,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 # (HYDRA_HPO_FAKE_GPUS, tests/test_devices.py, tests/test_gpus_e2e.py); real GPUs with benchmarks/gpu_check.py.
 # Set before torch initializes CUDA; subprocess sweeps inherit it.
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+# Ctrl-C tests send SIGINT to a sweep: when the suite runs as a background job (`bash .ci/run &`), SIGINT is
+# ignored and every process started from here would inherit that; Python's handler resets to the default in a child.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
