@@ -54,3 +54,13 @@ class FakeExecutor(Executor):
 
     def clock(self) -> float:
         return self.now
+
+
+def best_found(searcher, loss, n: int) -> float:
+    """The lowest ``loss(config)`` among ``n`` trials asked of ``searcher``, each observed at resource 1."""
+    values = []
+    for trial_id in range(n):
+        searcher.ask(trial_id)
+        values.append(loss(searcher.configs[trial_id]))
+        searcher.observe(trial_id, 1, values[-1])
+    return min(values)

@@ -9,6 +9,8 @@ import math
 import numpy as np
 import pytest
 
+from fakes import best_found
+
 from hydra_hpo.errors import SettingsError
 from hydra_hpo.searchers import GPSearcher, MobsterSearcher, build_searcher
 from hydra_hpo.searchers.gaussian_process import quantile_normal
@@ -127,13 +129,7 @@ def test_bad_options_are_settings_errors_naming_the_option(option: dict) -> None
 
 def test_gp_and_mobster_find_better_points_than_random_search() -> None:
     def best_after(name: str, seed: int, n: int = 30, **options) -> float:
-        searcher = build_searcher(name, SPACE, seed=seed, **options)
-        values = []
-        for trial_id in range(n):
-            searcher.ask(trial_id)
-            values.append(loss(searcher.configs[trial_id]))
-            searcher.observe(trial_id, 1, values[-1])
-        return min(values)
+        return best_found(build_searcher(name, SPACE, seed=seed, **options), loss, n)
 
     random_best = np.mean([best_after("random", seed) for seed in range(4)])
     for name in ("gp", "mobster"):

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from fakes import FakeExecutor
+from fakes import FakeExecutor, best_found
 from hydra_hpo.journal import Journal
 from hydra_hpo.resume import ResumeLog
 from hydra_hpo.schedulers import SCHEDULERS, build_scheduler
@@ -161,13 +161,7 @@ def test_split_is_gamma_of_the_model_rung_best_first() -> None:
 
 def test_tpe_learns_faster_than_random_search() -> None:
     def best_after(name: str, seed: int, n: int = 60) -> float:
-        searcher = build_searcher(name, SPACE, seed=seed)
-        values = []
-        for trial_id in range(n):
-            searcher.ask(trial_id)
-            values.append(loss(searcher.configs[trial_id]))
-            searcher.observe(trial_id, 1, values[-1])
-        return min(values)
+        return best_found(build_searcher(name, SPACE, seed=seed), loss, n)
 
     random_best = [best_after("random", seed) for seed in range(5)]
     tpe_best = [best_after("tpe", seed) for seed in range(5)]

@@ -123,8 +123,6 @@ def _directions(objectives: Any) -> dict[str, str]:
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise SettingsError(f"hpo.objectives: {twice[0]!r} is listed twice; list each metric once")
-        raise SettingsError(f"hpo.objectives={objectives!r}: must be a mapping of metric to direction, "
-                            "e.g. '{validation_error: min, inference_ms: min}'")
     if not isinstance(objectives, Mapping):
         raise SettingsError(f"hpo.objectives={objectives!r}: must be a mapping of metric to direction, "
                             "e.g. '{validation_error: min, inference_ms: min}'")
