@@ -55,14 +55,15 @@ def main(argv: list[str] | None = None) -> int:
         budget = scale * default_budget(table)
         seeds = range(args.seeds)
         random = overrides_runner(["hpo=random"], table, space, args.workers, budget, args.incumbent,
-                                  args.job_overhead)
+                                  args.job_overhead, args.continue_overhead)
         random_runs = [random(s) for s in seeds]
         reference, t_random, _ = speedup_times(random_runs, random_runs, budget)
         cells = [f"{budget:g}", f"{reference:.4f}", f"{t_random:.0f}",
                  f"{np.mean([best_at(r.trace, budget) for r in random_runs]):.4f}"]
         for r_min, eta in settings:
             runner = overrides_runner(["hpo=asha", f"hpo.r_min={r_min}", f"hpo.eta={eta}"],
-                                      table, space, args.workers, budget, args.incumbent, args.job_overhead)
+                                      table, space, args.workers, budget, args.incumbent, args.job_overhead,
+                                      args.continue_overhead)
             runs = [runner(s) for s in seeds]
             _, _, t = speedup_times(random_runs, runs, budget)
             low, high = ratio_interval(random_runs, runs, budget)

@@ -50,7 +50,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # peers.py beside this
 
 import peers  # noqa: E402
 
-from hydra_hpo.simulate import DEFAULT_JOB_OVERHEAD_SECONDS, UNBOUNDED_TRIALS, compose, simulate  # noqa: E402
+from hydra_hpo.simulate import (  # noqa: E402
+    DEFAULT_CONTINUE_OVERHEAD_SECONDS, DEFAULT_JOB_OVERHEAD_SECONDS, UNBOUNDED_TRIALS, compose, simulate,
+)
 from hydra_hpo.space import SearchSpace  # noqa: E402
 from hydra_hpo.space_structured import space_from_structured  # noqa: E402
 from hydra_hpo.table import Table  # noqa: E402
@@ -136,25 +138,30 @@ def ratio_interval(reference: list[Run], other: list[Run], budget: float, level:
 
 
 def our_runner(name: str, table: Table, space: SearchSpace, workers: int, budget: float,
-               incumbent: str = "epoch", job_overhead: float = 0.0) -> Runner:
+               incumbent: str = "epoch", job_overhead: float = 0.0,
+               continue_overhead: float = DEFAULT_CONTINUE_OVERHEAD_SECONDS) -> Runner:
     """The runner of one of ``OURS``."""
-    return overrides_runner(OURS[name], table, space, workers, budget, incumbent, job_overhead)
+    return overrides_runner(OURS[name], table, space, workers, budget, incumbent, job_overhead, continue_overhead)
 
 
 def overrides_runner(overrides: list[str], table: Table, space: SearchSpace, workers: int, budget: float,
-                     incumbent: str = "epoch", job_overhead: float = 0.0) -> Runner:
+                     incumbent: str = "epoch", job_overhead: float = 0.0,
+                     continue_overhead: float = DEFAULT_CONTINUE_OVERHEAD_SECONDS) -> Runner:
     """``seed -> Run`` of our simulated sweep with these Hydra overrides of conf/simulate.yaml's hpo group.
 
     ``incumbent="epoch"``: the best error after any epoch ended so far (as the peers report, after every
     epoch); ``"job"``: the tuner's own incumbent, which learns a job's epochs when the job ends.
-    ``job_overhead``: simulated seconds every job (segment) costs before its first epoch."""
+    ``job_overhead``: simulated seconds every job (segment) costs before its first epoch; ``continue_overhead``
+    instead for a segment that continues its trial's waiting job process (``hpo.keep_alive``, on unless the
+    overrides turn it off)."""
     if incumbent not in INCUMBENTS:
         raise ValueError(f"incumbent={incumbent!r}: choose from {', '.join(INCUMBENTS)}")
     hpo = compose(overrides)["hpo"]
 
     def run(seed: int) -> Run:
         outcome = simulate(hpo, space, table, n_workers=workers, seed=seed, budget_seconds=budget,
-                           n_trials=UNBOUNDED_TRIALS, job_overhead_seconds=job_overhead)
+                           n_trials=UNBOUNDED_TRIALS, job_overhead_seconds=job_overhead,
+                           continue_overhead_seconds=continue_overhead)
         started = sum(1 for r in outcome.trials.values() if r.segments and r.segments[0].started < budget)
         trace = outcome.extra["anytime_trace"] if incumbent == "epoch" else outcome.incumbent_trace
         return Run([(t, v) for t, v in trace if t <= budget], started)
@@ -188,6 +195,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="simulated seconds every job costs before its first epoch, ours (one per segment) and "
                              "the peers' (one per trial they start); default: the joblib figure of "
                              f"benchmarks/segment_overhead.py, {DEFAULT_JOB_OVERHEAD_SECONDS} s; 0 for none")
+    parser.add_argument("--continue-overhead", type=float, default=DEFAULT_CONTINUE_OVERHEAD_SECONDS,
+                        help="ours: simulated seconds a segment costs instead when it continues its trial's waiting "
+                             "job process (hpo.keep_alive); default: benchmarks/segment_overhead.py's figure, "
+                             f"{DEFAULT_CONTINUE_OVERHEAD_SECONDS} s")
 
 
 def load_table(args: argparse.Namespace) -> tuple[Table, SearchSpace]:
@@ -248,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         f"mean full training {full_time:.2f} s, best final error {final.min():.4f}",
         f"{seeds} seeds ({peer_seeds} for peers), {args.workers} simulated workers, budget {budget:g} simulated seconds "
         f"(~{budget * args.workers / full_time:.0f} full trainings); our incumbent: per {args.incumbent}; "
-        f"job overhead {args.job_overhead:g} s per job",
+        f"job overhead {args.job_overhead:g} s per job ({args.continue_overhead:g} s continuing a waiting job)",
         "Targets (quantiles of the table's final errors): "
         + ", ".join(f"{int(q * 100)}% = {t:.4f}" for q, t in targets.items()),
     ]
@@ -258,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[Run]] = {}
     seconds: dict[str, float] = {}
     for name in chosen:
-        runner = (our_runner(name, table, space, args.workers, budget, args.incumbent, args.job_overhead)
+        runner = (our_runner(name, table, space, args.workers, budget, args.incumbent, args.job_overhead,
+                             args.continue_overhead)
                   if name in OURS else peer_runner(name, table, space, args.workers, budget, args.job_overhead))
         start = time.perf_counter()
         n_seeds = seeds if name in OURS else peer_seeds

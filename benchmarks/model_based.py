@@ -68,13 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         name, _, overrides = variant.partition("=")
         algorithms[name] = overrides.split()
     print(f"{args.table.name}: {args.seeds} seeds, {args.workers} workers, budget {budget:g} s, "
-          f"job overhead {args.job_overhead:g} s per job, "
+          f"job overhead {args.job_overhead:g} s per job ({args.continue_overhead:g} s continuing a waiting job), "
           f"top-1% target {target:.4f}")
     runs: dict[str, list[Run]] = {}
     for name, overrides in algorithms.items():
         start = time.perf_counter()
         runner = overrides_runner(overrides, table, space, args.workers, budget, args.incumbent,
-                                  args.job_overhead)
+                                  args.job_overhead, args.continue_overhead)
         runs[name] = [runner(seed) for seed in range(args.seeds)]
         print(f"  {name} ({' '.join(overrides)}): {args.seeds} seeds in {time.perf_counter() - start:.1f} s",
               flush=True)

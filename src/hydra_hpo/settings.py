@@ -32,6 +32,7 @@ class HPOSettings:
     resume: bool = False
     keep_checkpoints: bool = False
     executor: str = "auto"
+    keep_alive: bool | str = "auto"      # a job that ends a segment may continue the trial's next one (auto: on)
     budget_seconds: float | None = None
     budget_epochs: int | None = None
     resource_key: str = "trainer.max_epochs"
@@ -96,6 +97,8 @@ class HPOSettings:
         timeout = number("trial_timeout", "must be a positive number of seconds or null")
         if timeout is not None and not timeout > 0:
             raise bad("trial_timeout", "must be a positive number of seconds or null")
+        if self.keep_alive not in ("auto", True, False):
+            raise bad("keep_alive", "must be true, false or auto (on wherever jobs run in their own processes)")
         if self.executor not in ("auto", "batch", "async"):
             raise bad("executor", "must be one of auto, batch, async")
         seconds = number("budget_seconds", "must be a positive number of seconds or null")

@@ -38,6 +38,7 @@ UNBOUNDED_TRIALS = 10**9
 # outside its epochs in benchmarks/segment_overhead.py (digits MLP, 2026-11-29), CPU seconds as the table's
 # elapsed are. conf/simulate.yaml and benchmarks/compare.py use it.
 DEFAULT_JOB_OVERHEAD_SECONDS = 0.43
+DEFAULT_CONTINUE_OVERHEAD_SECONDS = 0.05
 
 
 def conf_dir() -> Path:
@@ -60,6 +61,7 @@ def simulate(
     plots: bool = False,
     initial_config: Mapping[str, Any] | None = None,
     job_overhead_seconds: float = 0.0,
+    continue_overhead_seconds: float = 0.0,
 ) -> SweepOutcome:
     """Run the sweep ``hpo`` (the ``hpo`` config group as a plain mapping) on ``table``.
 
@@ -67,7 +69,9 @@ def simulate(
     ``r_max`` defaults to the table's number of epochs. With ``output_dir`` the journal (not fsynced),
     trials.csv, optimization_results.yaml and, with ``plots``, incumbent.png and curves.png are written
     there; all times in them are simulated seconds. ``job_overhead_seconds`` is charged on every job
-    (segment) before its first epoch (the command line defaults to ``DEFAULT_JOB_OVERHEAD_SECONDS``).
+    (segment) before its first epoch (the command line defaults to ``DEFAULT_JOB_OVERHEAD_SECONDS``); with
+    ``hpo.keep_alive`` (auto: on) a segment that continues its trial's waiting job process pays
+    ``continue_overhead_seconds`` instead (``DEFAULT_CONTINUE_OVERHEAD_SECONDS`` on the command line).
     """
     overrides = {"n_workers": n_workers, "seed": seed, "budget_seconds": budget_seconds,
                  "budget_epochs": budget_epochs, "n_trials": n_trials}
@@ -84,7 +88,8 @@ def simulate(
         initial = space.select(initial_config)
 
     executor = SimulatedExecutor(table, space, settings.n_workers, metric=METRIC,
-                                 job_overhead_seconds=job_overhead_seconds)
+                                 job_overhead_seconds=job_overhead_seconds, keep_alive=settings.keep_alive is not False,
+                                 continue_overhead_seconds=continue_overhead_seconds)
     journal = None
     if output_dir is not None:
         journal = Journal(Path(output_dir) / JOURNAL_NAME, durable=False)
@@ -97,7 +102,9 @@ def simulate(
     outcome = tuner.run()
     outcome.extra.update({"clock": "simulated", "table": str(table.path) if table.path else None,
                           "searcher": settings.searcher, "scheduler": settings.scheduler,
-                          "job_overhead_seconds": float(job_overhead_seconds)})
+                          "job_overhead_seconds": float(job_overhead_seconds),
+                          "continue_overhead_seconds": float(continue_overhead_seconds),
+                          "continued_jobs": executor.n_continued})
     if outcome.best is not None:  # the recorded row that stood in for the best configuration
         outcome.extra["best_table_row"] = table.lookup_index(outcome.trials[outcome.best.trial_id].config, space)
     if output_dir is not None:
@@ -160,6 +167,7 @@ def run_from_config(config: Mapping[str, Any], output_dir: str | os.PathLike | N
         output_dir=config.get("output_dir") or output_dir, plots=bool(config.get("plots", True)),
         initial_config=config.get("initial_config"),
         job_overhead_seconds=float(config.get("job_overhead_seconds") or 0.0),
+        continue_overhead_seconds=float(config.get("continue_overhead_seconds") or 0.0),
     )
     print(summary_text(outcome))
     if output_dir is not None or config.get("output_dir"):

@@ -39,6 +39,7 @@ class _Running:
     start: float
     row: int
     job: Job
+    overhead: float
 
 
 class SimulatedExecutor(Executor):
@@ -53,8 +54,15 @@ class SimulatedExecutor(Executor):
     """
 
     def __init__(self, table: Table, space: SearchSpace, n_workers: int, metric: str = "validation_error",
-                 job_overhead_seconds: float = 0.0) -> None:
+                 job_overhead_seconds: float = 0.0, keep_alive: bool = False,
+                 continue_overhead_seconds: float = 0.0) -> None:
         super().__init__(n_workers)
+        if not float(continue_overhead_seconds) >= 0:
+            raise ValueError(f"continue_overhead_seconds={continue_overhead_seconds!r}: must be >= 0 seconds")
+        self.keep_alive = keep_alive
+        self.continue_overhead = float(continue_overhead_seconds)
+        self._parked: dict[int, int] = {}  # trial -> epoch its job process waits at (keep_alive)
+        self.n_continued = 0  # jobs that continued a waiting process instead of starting one
         if not float(job_overhead_seconds) >= 0:
             raise ValueError(f"job_overhead_seconds={job_overhead_seconds!r}: must be >= 0 seconds")
         self.job_overhead = float(job_overhead_seconds)
@@ -86,13 +94,23 @@ class SimulatedExecutor(Executor):
             float(elapsed[job.previous_resource - 1]) if job.previous_resource > 0 else 0.0
         )
         worker = heapq.heappop(self._free)
-        finish = self.now + self.job_overhead + duration
-        heapq.heappush(self._running, _Running(finish, job.job_idx, worker, self.now, row, job))
+        overhead = self.job_overhead
+        if self.keep_alive:
+            if self._parked.get(job.trial_id) == job.previous_resource and job.source_trial is None \
+                    and not job.set_params:
+                overhead = self.continue_overhead
+                self.n_continued += 1
+                del self._parked[job.trial_id]
+            else:  # a new process starts: the waiting ones end first (never more processes than workers)
+                self._parked.clear()
+        finish = self.now + overhead + duration
+        heapq.heappush(self._running, _Running(finish, job.job_idx, worker, self.now, row, job, overhead))
         self.assignments.append(Assignment(job.job_idx, job.trial_id, worker, self.now, finish))
 
     def wait(self) -> list[JobResult]:
         if not self._running:
             raise RuntimeError("wait: no simulated job is running")
+        self._parked.clear()  # processes no submit continued since the last wait have ended
         first = heapq.heappop(self._running)
         done = [first]
         while self._running and self._running[0].finish == first.finish:
@@ -102,13 +120,15 @@ class SimulatedExecutor(Executor):
         for running in done:
             heapq.heappush(self._free, running.worker)
             job = running.job
+            if self.keep_alive:
+                self._parked[job.trial_id] = job.resource
             curve = self.table.val_error[running.row, : job.resource].tolist()
             value = curve[-1]
             self._record_epochs(running)
             results.append(
                 JobResult(
                     job=job, status=COMPLETED, value=value, curve=curve,
-                    seconds=running.finish - running.start - self.job_overhead,
+                    seconds=running.finish - running.start - running.overhead,
                     started=running.start, finished=running.finish,
                     metrics={**self.table.metrics_at(running.row, job.resource), self.metric: value},
                 )
@@ -120,7 +140,7 @@ class SimulatedExecutor(Executor):
         job = running.job
         offset = float(elapsed[job.previous_resource - 1]) if job.previous_resource > 0 else 0.0
         for epoch in range(job.previous_resource, job.resource):
-            self.epoch_results.append((running.start + self.job_overhead + float(elapsed[epoch]) - offset,
+            self.epoch_results.append((running.start + running.overhead + float(elapsed[epoch]) - offset,
                                        float(self.table.val_error[running.row, epoch])))
 
     def anytime_trace(self) -> list[tuple[float, float]]:
@@ -149,7 +169,7 @@ class SimulatedExecutor(Executor):
             heapq.heappush(self._free, running.worker)
             results.append(
                 JobResult(job=running.job, status=INTERRUPTED,
-                          seconds=max(0.0, self.now - running.start - self.job_overhead),
+                          seconds=max(0.0, self.now - running.start - running.overhead),
                           started=running.start, finished=self.now, error="sweep stopped")
             )
         return results
