@@ -11,7 +11,9 @@ job's times back from the sweep's journal (launch and result, as the sweeper saw
 - overhead of a job = busy seconds (from its launch to its result reaching the sweeper) minus its training
   seconds (its epochs, each with its validation, as the job measured them): the ``overhead_seconds`` of
   trials.csv and optimization_results.yaml.
-- warm: jobs that were not the first job of their process (``process_job`` > 1 in result.json; with an
+- continued: segments a waiting job process trained after its previous one (``hpo.keep_alive``, result.json
+  ``continued``): no launch, no Hydra job, no start-up or restore; run with ``hpo.type=stopping`` for many.
+- warm: new jobs that were not the first job of their process (``process_job`` > 1 in result.json; with an
   older source tree without it, jobs numbered >= hpo.n_workers). A cold job also imports torch and
   Lightning and loads the dataset. submitit_local starts a process per job, so all its jobs are cold.
 - CPU overhead of a warm job: its worker process's CPU seconds from the previous job's result to its own,
@@ -82,7 +84,7 @@ def run_sweep(launcher: str, src: Path, extra: list[str], workdir: Path, profile
             "overhead": busy - event["seconds"], "job_seconds": result.get("job_seconds"),
             "phases": result.get("phases") or {}, "process_job": result.get("process_job"),
             "pid": result.get("pid"), "process_cpu": result.get("process_cpu_seconds"),
-            "train_cpu": result.get("train_cpu_seconds"),
+            "train_cpu": result.get("train_cpu_seconds"), "continued": bool(result.get("continued")),
         })
     add_cpu_overhead(jobs)
     return jobs
@@ -104,6 +106,8 @@ def add_cpu_overhead(jobs: list[dict]) -> None:
 
 
 def is_warm(job: dict, launcher: str) -> bool:
+    if job["continued"]:
+        return False
     if launcher == "submitit_local":
         return False
     if job["process_job"] is not None:
@@ -116,13 +120,15 @@ def median(values: list[float]) -> float:
 
 
 def report(name: str, launcher: str, jobs: list[dict]) -> dict:
+    continued = [j for j in jobs if j["continued"]]
     warm = [j for j in jobs if is_warm(j, launcher)]
-    cold = [j for j in jobs if not is_warm(j, launcher)]
+    cold = [j for j in jobs if not is_warm(j, launcher) and not j["continued"]]
     row = {
         "name": name, "launcher": launcher, "jobs": len(jobs), "warm": len(warm),
         "median": median([j["overhead"] for j in jobs]),
         "warm_median": median([j["overhead"] for j in warm]),
         "cold_median": median([j["overhead"] for j in cold]),
+        "continued": len(continued), "continued_median": median([j["overhead"] for j in continued]),
         "mean": statistics.fmean(j["overhead"] for j in jobs) if jobs else float("nan"),
         "train_median": median([j["train"] for j in jobs]),
         "cpu_median": median([j["cpu_overhead"] for j in warm if j["cpu_overhead"] is not None]),
@@ -190,13 +196,13 @@ def main(argv: list[str] | None = None) -> int:
             profile_text = profile_table(profile, len(profiled_jobs))
     rows = [report(name, launcher, jobs[(name, launcher)]) for name, _ in trees for launcher in launchers]
     print("\nOverhead per segment (busy seconds minus training seconds), seconds:")
-    print("| source | launcher | jobs (warm) | median | warm median | cold median | mean | median training "
-          "| warm median, CPU s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| source | launcher | jobs (warm, continued) | median | warm median | cold median | continued median "
+          "| mean | median training | warm median, CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['name']} | {r['launcher']} | {r['jobs']} ({r['warm']}) | {r['median']:.3f} | "
-              f"{r['warm_median']:.3f} | {r['cold_median']:.3f} | {r['mean']:.3f} | {r['train_median']:.3f} "
-              f"| {r['cpu_median']:.3f} |")
+        print(f"| {r['name']} | {r['launcher']} | {r['jobs']} ({r['warm']}, {r['continued']}) | {r['median']:.3f} | "
+              f"{r['warm_median']:.3f} | {r['cold_median']:.3f} | {r['continued_median']:.3f} | {r['mean']:.3f} "
+              f"| {r['train_median']:.3f} | {r['cpu_median']:.3f} |")
     for r in rows:
         if r["profile"]:
             parts = ", ".join(f"{k} {v * 1000:.0f}" for k, v in r["profile"].items())
@@ -207,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         if r["name"] == "ours" and r["launcher"] == "joblib":
             print(f"\njoblib_warm_median_overhead={r['warm_median']:.3f} s wall, {r['cpu_median']:.3f} CPU s of the "
                   f"worker (target <= 0.2 s); load average {os.getloadavg()[0]:.1f}")
+            if r["continued"]:
+                print(f"joblib_continued_median_overhead={r['continued_median']:.3f} s wall over {r['continued']} "
+                      "continued segments (the simulator's continue_overhead_seconds)")
     return 0
 
 

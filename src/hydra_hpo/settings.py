@@ -97,7 +97,7 @@ class HPOSettings:
         timeout = number("trial_timeout", "must be a positive number of seconds or null")
         if timeout is not None and not timeout > 0:
             raise bad("trial_timeout", "must be a positive number of seconds or null")
-        if self.keep_alive not in ("auto", True, False):
+        if not (isinstance(self.keep_alive, bool) or self.keep_alive == "auto"):
             raise bad("keep_alive", "must be true, false or auto (on wherever jobs run in their own processes)")
         if self.executor not in ("auto", "batch", "async"):
             raise bad("executor", "must be one of auto, batch, async")

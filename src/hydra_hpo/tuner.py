@@ -195,6 +195,7 @@ class Tuner:
                           resource=result.job.resource, clock=self.clock())
                 self._record(result)
         finally:
+            self.executor.close()
             if self.journal is not None:
                 self.journal.close()  # anything unexpected (a kill) leaves the journal as it is, to resume from
         for trial_id in self.scheduler.finalize():

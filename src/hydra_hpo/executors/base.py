@@ -37,6 +37,9 @@ class Executor(ABC):
     def clock(self) -> float:
         """Seconds since the sweep started (wall-clock, or simulated)."""
 
+    def close(self) -> None:
+        """The sweep is over (nothing runs): release what the executor still holds. Default: nothing."""
+
     def shutdown(self) -> list[JobResult]:
         """Stop: return results for jobs still in flight (marked interrupted). Default: none."""
         return []

@@ -9,6 +9,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from hydra_hpo.trial import COMPLETED, DIVERGED, FAILED, KILLED, Job, JobResult
 
+NOTHING_RETURNED = "the launcher returned nothing for this job"
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-./]*$")
 
 
@@ -95,10 +96,11 @@ class ResultCollector:
             return self.sweep_dir / str(job.job_idx)  # hydra.sweep.subdir's default: the job number
 
     def __call__(self, job: Job, ret: Any, error: BaseException | None, started: float,
-                 finished: float) -> JobResult:
+                 finished: float, output_dir: Path | None = None) -> JobResult:
+        """``output_dir``: where the job wrote result.json, when not the launched job's own folder (keep-alive)."""
         from hydra_hpo.training.resultfile import read_result
 
-        out = self.output_dir(job, ret)
+        out = output_dir if output_dir is not None else self.output_dir(job, ret)
         base = dict(job=job, started=started, finished=finished, output_dir=str(out))
         data = read_result(out) if out.exists() else None
         if data is not None:
@@ -122,7 +124,7 @@ class ResultCollector:
         if error is not None:
             status = KILLED if _killed(error) else FAILED
             return JobResult(status=status, error=f"{type(error).__name__}: {error}", **base)
-        return JobResult(status=FAILED, error="the launcher returned nothing for this job", **base)
+        return JobResult(status=FAILED, error=NOTHING_RETURNED, **base)
 
 
 def _num(value: Any) -> float:

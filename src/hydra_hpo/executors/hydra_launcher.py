@@ -14,12 +14,15 @@ import os
 import queue
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from hydra_hpo.devices import DeviceAssigner
 from hydra_hpo.executors.base import Executor
+from hydra_hpo.executors.hydra_jobs import NOTHING_RETURNED, format_value
 from hydra_hpo.executors.job_process import JobProcesses
-from hydra_hpo.trial import INTERRUPTED, TIMEOUT, Job, JobResult
+from hydra_hpo.handoff import POLL_SECONDS, SweeperSide
+from hydra_hpo.trial import FAILED, INTERRUPTED, TIMEOUT, Job, JobResult
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +122,41 @@ def _contiguous_runs(jobs: Sequence[Job]) -> list[list[Job]]:
     return runs
 
 
+def _failure(ret: Any) -> BaseException | None:
+    """The exception a Hydra JobReturn carries when its job failed, else None."""
+    if ret is None or getattr(getattr(ret, "status", None), "name", "") != "FAILED":
+        return None
+    exc = getattr(ret, "_return_value", None)
+    return exc if isinstance(exc, BaseException) else RuntimeError(str(exc))
+
+
+class KeepAlive:
+    """What the asynchronous executor needs for ``hpo.keep_alive``: the handoff files' folder (the jobs
+    directory), the sweep folder (a continued segment's result goes to ``<sweep_dir>/<job number>``), the
+    resource at which trials end (a job there does not wait) and the per-job timeout to pass on."""
+
+    def __init__(self, jobs_dir: Path, sweep_dir: Path, max_resource: int, timeout: float | None = None) -> None:
+        self.side = SweeperSide(jobs_dir)
+        self.sweep_dir = Path(sweep_dir)
+        self.max_resource = max_resource
+        self.timeout = timeout
+
+    def output_dir(self, job: Job) -> Path:
+        return self.sweep_dir / str(job.job_idx)
+
+    def overrides(self, job: Job) -> list[str]:
+        """The launch override that makes a job wait after its segment (none at the last resource)."""
+        if job.resource >= self.max_resource:
+            return []
+        return [f"++trial.handoff={format_value(str(self.side.jobs_dir))}"]
+
+    def message(self, job: Job) -> dict[str, Any]:
+        """What a waiting process is told to train next."""
+        return {"action": "continue", "job_idx": job.job_idx, "resource": job.resource,
+                "output_dir": str(self.output_dir(job)), "timeout": self.timeout,
+                "park": job.resource < self.max_resource}
+
+
 class HydraAsyncExecutor(Executor):
     """Keeps up to ``n_workers`` one-job launches in flight, each in its own thread.
 
@@ -129,6 +167,13 @@ class HydraAsyncExecutor(Executor):
     (a job queued in a launcher's pool is not timed), and the result is reported only once the launch
     has returned, so a retry never shares the trial's checkpoint with a job that may still be writing.
     Without ``processes`` a job past its time is abandoned (reported at once, its process left running).
+
+    ``keep_alive`` (:class:`KeepAlive`): a job whose segment ends below ``max_resource`` reports its result and
+    waits (:mod:`hydra_hpo.handoff`); ``wait`` returns that result at once. If the next job submitted is the
+    same trial's next segment (same configuration, from that epoch), the waiting process trains it: no new
+    launch. Any other submit, and the next ``wait``, tell the waiting processes to end first, so that no more
+    than ``n_workers`` processes ever run. A continued segment writes its result.json into
+    ``<sweep dir>/<its job number>``; its launch thread is the process's.
     """
 
     def __init__(
@@ -142,8 +187,16 @@ class HydraAsyncExecutor(Executor):
         processes: JobProcesses | None = None,
         kill_grace: float = 5.0,
         devices: DeviceAssigner | None = None,
+        keep_alive: "KeepAlive | None" = None,
     ) -> None:
         super().__init__(n_workers)
+        self.keep_alive = keep_alive
+        if keep_alive is not None:
+            keep_alive.side.announce()
+        self._process_of: dict[int, int] = {}  # running segment -> its process (the job number it was launched as)
+        self._segment_of: dict[int, int] = {}  # process -> its segment not yet reported
+        self._parked: dict[int, tuple[int, Job]] = {}  # trial -> (waiting process, the segment it reported)
+        self.n_continued = 0  # segments a waiting process trained
         self.devices = devices  # each job's own GPUs, held until its launch returns (also past a timeout)
         self.launcher = launcher
         self.overrides = overrides
@@ -166,15 +219,69 @@ class HydraAsyncExecutor(Executor):
         return len(self._running)
 
     def submit(self, job: Job) -> None:
+        if self.keep_alive is not None and self._continue(job):
+            return
+        self._release_parked()
         started = self.clock()
         self._running[job.job_idx] = (job, started)
+        self._process_of[job.job_idx] = job.job_idx
+        self._segment_of[job.job_idx] = job.job_idx
         thread = threading.Thread(target=self._run, args=(job, started), name=f"hpo-job-{job.job_idx}", daemon=True)
         thread.start()
+
+    def _continue(self, job: Job) -> bool:
+        """Hand ``job`` to its trial's waiting process, if there is one that can train it."""
+        assert self.keep_alive is not None
+        parked = self._parked.pop(job.trial_id, None)
+        if parked is None:
+            return False
+        process, done = parked
+        if not (job.previous_resource == done.resource and job.config == done.config
+                and job.source_trial is None and not job.set_params):
+            self.keep_alive.side.release(process)
+            return False
+        if not self.keep_alive.side.claim(process):  # it stopped waiting just now
+            return False
+        started = self.clock()
+        self.keep_alive.side.send(process, self.keep_alive.message(job))
+        self._running[job.job_idx] = (job, started)
+        self._process_of[job.job_idx] = process
+        self._segment_of[process] = job.job_idx
+        self.n_continued += 1
+        return True
+
+    def _release_parked(self) -> None:
+        """Tell every waiting process to end (none of them got its trial's next segment)."""
+        for process, _ in self._parked.values():
+            self.keep_alive.side.release(process)  # type: ignore[union-attr]
+        self._parked.clear()
+
+    def _parked_results(self) -> list[JobResult]:
+        """Results of segments whose process now waits for its next one."""
+        assert self.keep_alive is not None
+        results = []
+        for job_idx, (job, started) in list(self._running.items()):
+            process = self._process_of.get(job_idx, job_idx)
+            info = self.keep_alive.side.parked(process)
+            if info is None or info.get("job_idx") != job_idx:
+                continue
+            result = self.collect(job, None, None, started, self.clock(), output_dir=Path(info["output_dir"]))
+            del self._running[job_idx]
+            self._process_of.pop(job_idx, None)
+            self._segment_of.pop(process, None)
+            if result.ok:
+                self._parked[job.trial_id] = (process, job)
+            else:  # (a job parks only after a completed segment)
+                self.keep_alive.side.release(process)
+            results.append(result)
+        return results
 
     def _run(self, job: Job, started: float) -> None:
         try:
             try:
                 overrides = self.overrides(job) + _device_overrides(self.devices, job)
+                if self.keep_alive is not None:
+                    overrides += self.keep_alive.overrides(job)
                 returns = self.launcher.launch([overrides], initial_job_idx=job.job_idx)
             finally:  # before the result is seen: the next job may take these devices
                 _release(self.devices, job)
@@ -183,10 +290,19 @@ class HydraAsyncExecutor(Executor):
             self._done.put((job, None, exc, started, self.clock()))
 
     def wait(self) -> list[JobResult]:
+        if self.keep_alive is not None:
+            self._release_parked()  # the tuner handed none of them a segment
         results: list[JobResult] = self._expired()  # also when other jobs keep finishing
+        # short timeouts: Ctrl-C is seen promptly; a waiting job's result within a few milliseconds (one file
+        # check per running job each round: rounds are longer when many jobs run, as on a shared file system)
+        poll = 0.2 if self.keep_alive is None else POLL_SECONDS * max(1, len(self._running))
         while not results:
+            if self.keep_alive is not None:
+                results.extend(self._parked_results())
+                if results:
+                    break
             try:
-                item = self._done.get(timeout=0.2)  # short timeout: Ctrl-C is seen promptly
+                item = self._done.get(timeout=poll)
             except queue.Empty:
                 results.extend(self._expired())
                 continue
@@ -199,22 +315,41 @@ class HydraAsyncExecutor(Executor):
         return results
 
     def _take(self, item: tuple) -> list[JobResult]:
-        job, ret, error, started, finished = item
+        launched, ret, error, started, finished = item
+        process = launched.job_idx
         if self.processes is not None:
-            self.processes.forget(job.job_idx)
-        if job.job_idx in self._abandoned:
-            self._abandoned.discard(job.job_idx)
+            self.processes.forget(process)
+        for trial_id, (waiting, _) in list(self._parked.items()):
+            if waiting == process:  # it stopped waiting on its own
+                del self._parked[trial_id]
+        job_idx = self._segment_of.pop(process, None)
+        if job_idx is None:  # its last segment was reported when it parked
             return []
-        self._running.pop(job.job_idx, None)
-        result = self.collect(job, ret, error, started, finished)
-        if self._stopping.pop(job.job_idx, None) is not None and not result.ok:  # (it may have just finished)
-            result = JobResult(job=job, status=TIMEOUT, curve=result.curve, seconds=result.seconds, started=started,
-                               finished=finished, output_dir=result.output_dir,
+        self._process_of.pop(job_idx, None)
+        if job_idx in self._abandoned:
+            self._abandoned.discard(job_idx)
+            return []
+        job, segment_started = self._running.pop(job_idx, (launched, started))
+        if job_idx == process:
+            result = self.collect(job, ret, error, started, finished)
+        else:  # a segment the waiting process took on: its result.json is in its own folder
+            if error is None and _failure(ret) is not None:
+                error = _failure(ret)
+            result = self.collect(job, None, error, segment_started, finished,
+                                  output_dir=self.keep_alive.output_dir(job))  # type: ignore[union-attr]
+            if result.status == FAILED and error is None and result.error == NOTHING_RETURNED:
+                result.error = f"the job process ended without reporting segment {job_idx} of trial {job.trial_id}"
+        if self._stopping.pop(job_idx, None) is not None and not result.ok:  # (it may have just finished)
+            result = JobResult(job=job, status=TIMEOUT, curve=result.curve, seconds=result.seconds,
+                               started=result.started, finished=finished, output_dir=result.output_dir,
                                error=f"exceeded hpo.trial_timeout={self.timeout} s; stopped")
         return [result]
 
     def _job_started(self, job_idx: int) -> float | None:
-        """When the job's process started (executor clock), None while it has not (queued in a pool)."""
+        """When the job's process started (executor clock), None while it has not (queued in a pool); for a
+        segment a waiting process took on, when it was handed over."""
+        if self._process_of.get(job_idx, job_idx) != job_idx:
+            return self._running[job_idx][1]
         info = self.processes.info(job_idx) if self.processes is not None else None
         return None if info is None else float(info["started"]) - self._clock.t0
 
@@ -243,7 +378,7 @@ class HydraAsyncExecutor(Executor):
             if job_idx in self._stopping:
                 asked, killed = self._stopping[job_idx]
                 if not killed and now - asked > self.kill_grace:
-                    killed = self.processes.kill(job_idx)
+                    killed = self.processes.kill(self._process_of.get(job_idx, job_idx))
                     if killed:
                         log.warning("Job %d (trial %d) did not stop; killed its process", job_idx, job.trial_id)
                     self._stopping[job_idx] = (now if not killed else asked, killed)
@@ -251,12 +386,18 @@ class HydraAsyncExecutor(Executor):
             started = self._job_started(job_idx)
             if started is not None and now - started > self.timeout + self.grace:
                 self._stopping[job_idx] = (now, False)
-                reached = self.processes.request_stop(job_idx)
+                reached = self.processes.request_stop(self._process_of.get(job_idx, job_idx))
                 log.warning("Job %d (trial %d) exceeded hpo.trial_timeout=%s s; %s", job_idx, job.trial_id,
                             self.timeout, "stopping it" if reached else "its process is not reachable from here; "
                             "waiting for its launcher to end it")
 
+    def close(self) -> None:
+        if self.keep_alive is not None:
+            self._release_parked()
+
     def shutdown(self) -> list[JobResult]:
+        if self.keep_alive is not None:
+            self._release_parked()
         now = self.clock()
         results = [
             JobResult(job=job, status=INTERRUPTED, started=started, finished=now, error="sweep interrupted")

@@ -93,6 +93,13 @@ class CurveRecorder(Checkpoint):
             seconds += time.perf_counter() - self._epoch_started
         return seconds
 
+    def begin_segment(self) -> None:
+        """A new segment goes on in this process (keep-alive): its own epochs, saves and CPU time from now."""
+        self.epochs_at_start = len(self.curve)
+        self.save_seconds = 0.0
+        self.cpu_seconds = 0.0
+        self.train_started = time.perf_counter()
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.train_started = time.perf_counter()
 
@@ -140,6 +147,11 @@ class TrialGuard(L.Callback):
             raise ValueError(f"trial.timeout must be positive seconds or null, got {timeout!r}")
         self.timeout = None if timeout is None else float(timeout)
         self.started = time.monotonic() if started is None else started
+
+    def restart(self, timeout: float | None) -> None:
+        """A new segment begins in this process (keep-alive): its own timeout, counted from now."""
+        self.timeout = None if timeout is None else float(timeout)
+        self.started = time.monotonic()
 
     def _check_time(self) -> None:
         if self.timeout is not None and time.monotonic() - self.started > self.timeout:

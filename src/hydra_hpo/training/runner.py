@@ -7,7 +7,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 from hydra_hpo.devices import check_cuda_process
 from hydra_hpo.errors import JobConfigError, MetricMissing
 from hydra_hpo.trial import CONFIG_ERROR, COMPLETED, DIVERGED, FAILED, INTERRUPTED, TIMEOUT
+from hydra_hpo.handoff import JobSide
 from hydra_hpo.training.callbacks import LAST_CHECKPOINT, CurveRecorder, Diverged, TrialGuard, TrialTimeout
+from hydra_hpo.training.keepalive import SegmentHandoff
 from hydra_hpo.training.loggers import trial_loggers
 from hydra_hpo.training.measure import job_metrics, measure, measure_untrained
 from hydra_hpo.training.resultfile import write_result
@@ -123,8 +126,20 @@ def _result(cfg: DictConfig, recorder: CurveRecorder, status: str, error: str | 
     }
 
 
-def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard, phases: PhaseTimer,
-         schedule: OptimizerSchedule | None = None) -> None:
+def _split_fit(phases: PhaseTimer, recorder: CurveRecorder) -> None:
+    """Split the segment's time in ``fit`` (marked last): Lightning's setup and checkpoint restore, epochs
+    (training and validation), checkpoint saves, the rest."""
+    now = phases.mark("fit")
+    fit_seconds = phases.seconds.pop("fit")
+    started = recorder.train_started
+    start = min(max(started - (now - fit_seconds), 0.0), fit_seconds) if started is not None else fit_seconds
+    epochs = recorder.job_seconds()
+    phases.seconds.update(fit_start_and_restore=start, epochs=epochs, checkpoint_save=recorder.save_seconds,
+                          fit_other=max(0.0, fit_seconds - start - epochs - recorder.save_seconds))
+
+
+def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard, segment: "_Segment",
+         schedule: OptimizerSchedule | None = None, handoff: SegmentHandoff | None = None) -> None:
     check_cuda_process()  # a reused worker cannot move CUDA to this job's GPUs: fail loudly, not share one
     threads = cfg.get("threads")
     if threads:  # intra-op threads; 1 suits tiny models and parallel workers (oversubscribed cores crawl)
@@ -132,6 +147,7 @@ def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard, phases: Ph
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if schedule is not None and cfg.trial.get("schedule"):
         schedule.schedule = parse_schedule(OmegaConf.to_container(cfg.trial.schedule))
+    phases = segment.phases
     checkpoint = recorder.checkpoint_dir / LAST_CHECKPOINT if recorder.checkpoint_dir else None
     resume = checkpoint if checkpoint is not None and checkpoint.is_file() else None
     max_epochs = cfg.trainer.get("max_epochs")
@@ -152,25 +168,20 @@ def _fit(cfg: DictConfig, recorder: CurveRecorder, guard: TrialGuard, phases: Ph
     model = instantiate(cfg.model)
     phases.mark("model")
     trainer = make_trainer(cfg.trainer, [guard, recorder, *([schedule] if schedule else []),
-                                            *trial_loggers(cfg, recorder)])  # logger=...
-    fit_started = phases.mark("trainer")
+                                            *trial_loggers(cfg, recorder),  # logger=...
+                                            *([handoff] if handoff else [])])  # after the recorder's save
+    phases.mark("trainer")
     recorder.device = str(trainer.strategy.root_device)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
     finally:
-        fit_seconds = phases.mark("fit") - fit_started
-        # split fit: Lightning's setup and checkpoint restore, epochs (training and validation), checkpoint saves
-        start = (recorder.train_started - fit_started) if recorder.train_started is not None else fit_seconds
-        epochs = recorder.job_seconds()
-        del phases.seconds["fit"]
-        phases.seconds["fit_start_and_restore"] = start
-        phases.seconds["epochs"] = epochs
-        phases.seconds["checkpoint_save"] = recorder.save_seconds
-        phases.seconds["fit_other"] = max(0.0, fit_seconds - start - epochs - recorder.save_seconds)
+        _split_fit(segment.phases, recorder)  # the segment running now (keep-alive may have begun others)
     if not recorder.curve:
         raise MetricMissing(f"metric {cfg.metric!r} not produced: no training epoch finished")
+    if handoff is not None and handoff.reported:  # the last segment was measured and reported when it parked
+        return
     recorder.measured = measure(model, datamodule, trainer.strategy.root_device)  # once, after training
-    phases.mark("measure")
+    segment.phases.mark("measure")
 
 
 def train(cfg: DictConfig) -> float:
@@ -186,8 +197,7 @@ def train(cfg: DictConfig) -> float:
     _jobs_in_process += 1
     started = time.monotonic()
     job_started = time.perf_counter()
-    phases = PhaseTimer(job_started)
-    output_dir = job_output_dir()
+    segment = _Segment(job_output_dir(), job_started, PhaseTimer(job_started))
     checkpoint_dir = cfg.trial.get("checkpoint_dir")
     recorder = CurveRecorder(cfg.metric, Path(checkpoint_dir).resolve() if checkpoint_dir else None)
     guard = TrialGuard(timeout=cfg.trial.get("timeout"), started=started)
@@ -197,14 +207,17 @@ def train(cfg: DictConfig) -> float:
         message = None if error is None else f"{type(error).__name__}: {error}"
         if isinstance(error, JobConfigError):  # the sweeper shows it to the user as it is
             message = str(error)
-        job_seconds = phases.mark("result") - job_started
+        phases = segment.phases
+        job_seconds = phases.mark("result") - segment.started
         data = _result(cfg, recorder, status, message, recorder.job_seconds(), job_seconds, phases.seconds)
         data["optimizer"] = {str(epoch): values for epoch, values in schedule.used.items()}  # per epoch trained
-        write_result(output_dir, data)
+        data["continued"] = segment.continued  # trained by a process that had ended another segment (keep-alive)
+        write_result(segment.output_dir, data)
 
+    handoff = _handoff(cfg, segment, recorder, guard, schedule, report)
     try:
         with quiet_lightning():
-            _fit(cfg, recorder, guard, phases, schedule)
+            _fit(cfg, recorder, guard, segment, schedule, handoff)
     except Diverged as error:
         log.warning("trial %s diverged: %s", cfg.trial.get("id"), error)
         report(DIVERGED, error)
@@ -221,5 +234,49 @@ def train(cfg: DictConfig) -> float:
     except BaseException as error:
         report(FAILED, error)
         raise
-    report(COMPLETED)
+    if handoff is None or not handoff.reported:
+        report(COMPLETED)
     return float(recorder.curve[-1])
+
+
+@dataclass
+class _Segment:
+    """The segment a job process is running now: where its result goes, when it began, its phases."""
+
+    output_dir: Path
+    started: float  # perf_counter
+    phases: PhaseTimer
+    continued: bool = False
+
+
+def _handoff(cfg: DictConfig, segment: _Segment, recorder: CurveRecorder, guard: TrialGuard,
+             schedule: OptimizerSchedule, report: Callable[[str], None]) -> SegmentHandoff | None:
+    """The keep-alive callback when the sweeper asked for it (``trial.handoff``: its jobs directory)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    jobs_dir = cfg.trial.get("handoff")
+    if not jobs_dir or not HydraConfig.initialized():
+        return None
+    num = int(HydraConfig.get().job.num)
+
+    def measured_report(trainer: L.Trainer, module: L.LightningModule) -> None:
+        _split_fit(segment.phases, recorder)
+        recorder.measured = measure(module, trainer.datamodule, trainer.strategy.root_device)
+        segment.phases.mark("measure")
+        report(COMPLETED)
+
+    def begin(message: dict) -> None:
+        global _jobs_in_process
+        _jobs_in_process += 1
+        now = time.perf_counter()
+        segment.output_dir = Path(message["output_dir"])
+        segment.output_dir.mkdir(parents=True, exist_ok=True)
+        segment.started = now
+        segment.phases = PhaseTimer(now)
+        segment.continued = True
+        recorder.begin_segment()
+        schedule.used.clear()
+        guard.restart(message.get("timeout"))
+
+    return SegmentHandoff(JobSide(jobs_dir, num), num, str(segment.output_dir), lambda: len(recorder.curve),
+                          measured_report, begin)

@@ -15,7 +15,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from hydra_hpo.executors.hydra_jobs import JobOverrides, ResultCollector, override_key
-from hydra_hpo.executors.hydra_launcher import HydraAsyncExecutor, HydraBatchExecutor
+from hydra_hpo.executors.hydra_launcher import KeepAlive, HydraAsyncExecutor, HydraBatchExecutor
 from hydra_hpo.executors.launcher_devices import gpu_setup
 from hydra_hpo.executors.job_process import JOBS_DIR, JobProcessCallback, JobProcesses
 from hydra_hpo.executors.ray_support import ray_session
@@ -153,7 +153,10 @@ class HPOSweeperImpl(Sweeper):
         overrides = JobOverrides(plan.forwarded, checkpoints.dir, settings.resource_key, settings.trial_timeout)
         devices = gpu_setup(settings, self.config.hydra.launcher, _runs_in_process(self.launcher),  # sets n_workers
                             trains_on_cpu=OmegaConf.select(self.config, "trainer.accelerator", default=None) == "cpu")
-        executor = self._executor(settings, overrides, ResultCollector(sweep_dir, plan.metric), devices)
+        executor = self._executor(settings, overrides, ResultCollector(sweep_dir, plan.metric), devices,
+                                  KeepAlive(self.jobs_dir, sweep_dir.resolve(),
+                                            settings.scheduler_options.get("r_max") or plan.max_resource,
+                                            settings.trial_timeout))
         progress = SweepProgress(settings.progress, metric=plan.metric,
                                  in_process_jobs=_runs_in_process(self.launcher))
         tuner = build_tuner(settings, plan.space, plan.max_resource, executor, initial_config=plan.initial_config,
@@ -195,17 +198,23 @@ class HPOSweeperImpl(Sweeper):
             )
         return None
 
-    def _executor(self, settings: HPOSettings, overrides: JobOverrides, collect: ResultCollector, devices=None):
+    def _executor(self, settings: HPOSettings, overrides: JobOverrides, collect: ResultCollector, devices=None,
+                  keep_alive: KeepAlive | None = None):
         sequential = _runs_in_process(self.launcher)
         mode = settings.executor if settings.executor != "auto" else ("batch" if sequential else "async")
         if mode == "async" and sequential:
             raise SettingsError("hpo.executor=async cannot drive hydra/launcher=basic: its jobs run in this "
                                 "process; use hydra/launcher=joblib or submitit_local")
+        if settings.keep_alive is True and mode == "batch":
+            raise SettingsError("hpo.keep_alive=true: needs jobs in their own processes, driven asynchronously "
+                                f"(hpo.executor={settings.executor} runs batches{' in this process' if sequential else ''}); "
+                                "use hydra/launcher=joblib or submitit_local with hpo.executor=auto, or hpo.keep_alive=auto")
         if mode == "batch":
             return HydraBatchExecutor(self.launcher, settings.n_workers, overrides, collect, sequential=sequential,
                                       devices=devices)
         return HydraAsyncExecutor(self.launcher, settings.n_workers, overrides, collect, timeout=settings.trial_timeout,
-                                  processes=JobProcesses(self.jobs_dir), devices=devices)
+                                  processes=JobProcesses(self.jobs_dir), devices=devices,
+                                  keep_alive=keep_alive if settings.keep_alive is not False else None)
 
     def _finish(self, outcome: SweepOutcome, plan: SweepPlan, sweep_dir: Path) -> None:
         shutil.rmtree(sweep_dir / JOBS_DIR, ignore_errors=True)  # only files of jobs that have ended
