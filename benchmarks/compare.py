@@ -157,6 +157,7 @@ def overrides_runner(overrides: list[str], table: Table, space: SearchSpace, wor
     if incumbent not in INCUMBENTS:
         raise ValueError(f"incumbent={incumbent!r}: choose from {', '.join(INCUMBENTS)}")
     hpo = compose(overrides)["hpo"]
+    continue_overhead = min(continue_overhead, job_overhead)  # continuing never costs more than a new job
 
     def run(seed: int) -> Run:
         outcome = simulate(hpo, space, table, n_workers=workers, seed=seed, budget_seconds=budget,
@@ -198,7 +199,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--continue-overhead", type=float, default=DEFAULT_CONTINUE_OVERHEAD_SECONDS,
                         help="ours: simulated seconds a segment costs instead when it continues its trial's waiting "
                              "job process (hpo.keep_alive); default: benchmarks/segment_overhead.py's figure, "
-                             f"{DEFAULT_CONTINUE_OVERHEAD_SECONDS} s")
+                             f"{DEFAULT_CONTINUE_OVERHEAD_SECONDS} s (at most --job-overhead); --continue-overhead equal "
+                             "to --job-overhead prices every segment as a new job, as before keep-alive")
 
 
 def load_table(args: argparse.Namespace) -> tuple[Table, SearchSpace]:
