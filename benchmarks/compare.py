@@ -71,6 +71,7 @@ OURS: dict[str, list[str]] = {
     "bohb": ["hpo=bohb"],
     "gp": ["hpo=gp"],
     "mobster": ["hpo=mobster"],
+    "mobster_stopping": ["hpo=mobster_stopping"],
 }
 OPTUNA = peers.OPTUNA_NAMES
 QUANTILES = (0.10, 0.05, 0.01)

@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=None)
     parser.add_argument("--base", default=",".join(BASE), help="which of compare.py's algorithms to run")
     parser.add_argument("--variant", action="append", default=[], help="name=space-separated hpo overrides")
+    parser.add_argument("--versus", default=None,
+                        help="one more reference for the time to 1%%, e.g. a variant with hpo.keep_alive=false")
     args = parser.parse_args(argv)
     logging.getLogger("hydra_hpo").setLevel(logging.ERROR)
     table, space = load_table(args)
@@ -78,9 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         runs[name] = [runner(seed) for seed in range(args.seeds)]
         print(f"  {name} ({' '.join(overrides)}): {args.seeds} seeds in {time.perf_counter() - start:.1f} s",
               flush=True)
-    print("\n| algorithm | median s to 1% | hit 1% | vs asha [90% interval] | vs random to R [90% interval] "
+    versus = f" vs {args.versus} [90% interval] |" if args.versus else ""
+    print(f"\n| algorithm | median s to 1% | hit 1% | vs asha [90% interval] |{versus} vs random to R [90% interval] "
           "| best at budget (mean ± se) |")
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|" + ("---|" if versus else ""))
     for name, seed_runs in runs.items():
         times = [time_to(r.trace, target) for r in seed_runs]
         finals = np.array([best_at(r.trace, budget) for r in seed_runs])
@@ -89,10 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         if "asha" in runs:
             ratio, low, high = target_ratio(runs["asha"], seed_runs, target)
             cells[3] = f"{ratio:.2f} [{low:.2f}, {high:.2f}]"
+        if args.versus:
+            ratio, low, high = target_ratio(runs[args.versus], seed_runs, target)
+            cells.insert(4, f"{ratio:.2f} [{low:.2f}, {high:.2f}]")
         if "random" in runs:
             _, t_random, t_other = speedup_times(runs["random"], seed_runs, budget)
             r_low, r_high = ratio_interval(runs["random"], seed_runs, budget)
-            cells[4] = f"{t_other / t_random:.2f} [{r_low:.2f}, {r_high:.2f}]"
+            cells[-2] = f"{t_other / t_random:.2f} [{r_low:.2f}, {r_high:.2f}]"
         print("| " + " | ".join(cells) + " |")
     return 0
 

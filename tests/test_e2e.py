@@ -200,7 +200,7 @@ def test_asha_with_joblib_promotes_trials_that_continue_their_curves(tmp_path):
             assert later["curve"][: len(earlier["curve"])] == earlier["curve"]
 
 
-@pytest.mark.parametrize("preset", ["bohb", "tpe", "gp", "mobster", "hypertune"])
+@pytest.mark.parametrize("preset", ["bohb", "tpe", "gp", "mobster", "hypertune", "mobster_stopping"])
 def test_model_based_preset_sweeps_and_resumes_with_its_decisions(tmp_path, preset):
     """The model is on after 3 results; a resumed sweep with a larger budget replays the recorded trials
     (the tuner checks each replayed configuration against the journal) and adds new ones."""

@@ -13,7 +13,7 @@ from hydra_hpo.schedulers.hypertune import tau_null_se
 from hydra_hpo.simulate import compose, simulate
 from hydra_hpo.space import Float, SearchSpace
 from hydra_hpo.table import Table
-from hydra_hpo.trial import COMPLETED, JobResult
+from hydra_hpo.trial import COMPLETED, STOPPED, JobResult
 from test_schedulers import CountingSearcher, simulate as run_scheduler
 
 
@@ -79,8 +79,38 @@ def test_min_pairs_is_checked_and_hypertune_is_registered() -> None:
     assert isinstance(scheduler, HyperTuneScheduler) and scheduler.levels == [1, 3, 9, 20]
     with pytest.raises(SettingsError, match="hpo.min_pairs=2: must be >= 3"):
         build_scheduler("hypertune", CountingSearcher(), 10, 20, r_min=1, eta=3, min_pairs=2)
-    with pytest.raises(SettingsError, match="hpo.type='promotion': not an option of hpo.scheduler=hypertune"):
-        build_scheduler("hypertune", CountingSearcher(), 10, 20, r_min=1, eta=3, type="promotion")
+    with pytest.raises(SettingsError, match="hpo.type='pause': must be one of promotion, stopping"):
+        build_scheduler("hypertune", CountingSearcher(), 10, 20, r_min=1, eta=3, type="pause")
+    assert build_scheduler("hypertune", CountingSearcher(), 10, 20, r_min=1, eta=3, type="stopping").type == "stopping"
+
+
+def test_stopping_type_continues_a_trial_by_its_rank_in_its_bracket_and_rung() -> None:
+    """type=stopping: after each result below r_max the trial either continues to the next rung at once or
+    stops, by ASHA's stopping rule over the results its bracket has at that rung so far (checked against
+    the rule replayed over the results in arrival order); nothing waits for a promotion."""
+    scheduler = HyperTuneScheduler(CountingSearcher(), 120, r_min=1, r_max=27, eta=3, type="stopping")
+    run = run_scheduler(scheduler, n_workers=4, loss=consistent)
+    levels = scheduler.levels
+    bracket = dict(zip([job.trial_id for job in run.jobs if job.previous_resource == 0],
+                       start_brackets(run, levels)))
+    assert len(set(bracket.values())) >= 3  # trials started in several brackets
+    continued = {(job.trial_id, job.previous_resource) for job in run.jobs if job.previous_resource > 0}
+    seen: dict[tuple[int, int], dict[int, float]] = {}
+    decisions = []
+    for result in run.results:
+        trial_id, resource = result.job.trial_id, result.job.resource
+        if resource == levels[-1]:
+            continue
+        losses = seen.setdefault((bracket[trial_id], resource), {})
+        losses[trial_id] = result.value
+        better = sum(1 for other in losses.values() if other < result.value)
+        expected = better < max(1, len(losses) // 3)
+        decisions.append(expected)
+        assert ((trial_id, resource) in continued) == expected, (trial_id, resource)
+    assert True in decisions and False in decisions
+    assert run.finalized == []  # a finished run leaves no trial waiting
+    statuses = {scheduler.trial_status(t) for t in range(120)}
+    assert statuses == {COMPLETED, STOPPED}
 
 
 def backwards_table(rows: int = 120, epochs: int = 9) -> Table:

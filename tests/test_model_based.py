@@ -43,6 +43,8 @@ def make_tuner(searcher_name: str, scheduler_name: str, n_trials: int = 24, work
                journal: Journal | None = None, resume: ResumeLog | None = None, crash_after: int | None = None):
     searcher = build_searcher(searcher_name, SPACE, seed=seed, **LEARNING_OPTIONS.get(searcher_name, {}))
     options = {"fifo": {}, "pbt": {"mutable": ["lr"], "population_size": 4}}.get(scheduler_name, {"r_min": 1, "eta": 2})
+    if scheduler_name.endswith("-stopping"):  # an ASHA-type scheduler with hpo.type=stopping
+        scheduler_name, options = scheduler_name.removesuffix("-stopping"), {**options, "type": "stopping"}
     scheduler = build_scheduler(scheduler_name, searcher, n_trials, 4, **options)
     executor = FakeExecutor(workers, outcome, crash_after=crash_after)
     tuner = Tuner(scheduler, executor, searcher=searcher, seed=seed, journal=journal, resume=resume,
@@ -51,7 +53,7 @@ def make_tuner(searcher_name: str, scheduler_name: str, n_trials: int = 24, work
 
 
 @pytest.mark.parametrize("searcher_name", sorted(SEARCHERS))
-@pytest.mark.parametrize("scheduler_name", sorted(SCHEDULERS))
+@pytest.mark.parametrize("scheduler_name", sorted(SCHEDULERS) + ["asha-stopping", "hypertune-stopping"])
 def test_every_searcher_with_every_scheduler_hears_every_result(searcher_name: str, scheduler_name: str) -> None:
     tuner, executor, searcher = make_tuner(searcher_name, scheduler_name)
     result = tuner.run()
@@ -71,7 +73,7 @@ def test_every_searcher_with_every_scheduler_hears_every_result(searcher_name: s
 
 
 @pytest.mark.parametrize("searcher_name", sorted(SEARCHERS))
-@pytest.mark.parametrize("scheduler_name", ["fifo", "asha", "hyperband", "hypertune"])
+@pytest.mark.parametrize("scheduler_name", ["fifo", "asha", "hyperband", "hypertune", "hypertune-stopping"])
 def test_same_seed_same_decisions(searcher_name: str, scheduler_name: str) -> None:
     first, first_executor, _ = make_tuner(searcher_name, scheduler_name, seed=3)
     second, second_executor, _ = make_tuner(searcher_name, scheduler_name, seed=3)
@@ -80,7 +82,7 @@ def test_same_seed_same_decisions(searcher_name: str, scheduler_name: str) -> No
     assert first_executor.submitted == second_executor.submitted
 
 
-@pytest.mark.parametrize("scheduler_name", ["fifo", "asha", "hypertune"])
+@pytest.mark.parametrize("scheduler_name", ["fifo", "asha", "hypertune", "hypertune-stopping"])
 @pytest.mark.parametrize("crash_after", [6, 20])
 def test_tpe_resume_replays_to_the_same_decisions(tmp_path, scheduler_name: str, crash_after: int) -> None:
     """One worker: the jobs after the kill finish in the order they would have, so the resumed sweep makes
@@ -101,7 +103,7 @@ def test_tpe_resume_replays_to_the_same_decisions(tmp_path, scheduler_name: str,
     assert result.best.value == expected.best.value
 
 
-@pytest.mark.parametrize("scheduler_name", ["fifo", "asha", "hypertune"])
+@pytest.mark.parametrize("scheduler_name", ["fifo", "asha", "hypertune", "hypertune-stopping"])
 def test_tpe_resume_with_parallel_workers_replays_the_recorded_decisions(tmp_path, scheduler_name: str) -> None:
     """Three workers: jobs in flight at the kill run again on a new clock, so later results may arrive in
     another order than without the kill; every decision made before the kill is replayed, and resuming

@@ -420,6 +420,7 @@ MULTI_FIDELITY = {
     "asha": lambda: ASHAScheduler(CountingSearcher(), 40, 1, 27, 3),
     "asha-stopping": lambda: ASHAScheduler(CountingSearcher(), 40, 1, 27, 3, type="stopping"),
     "hypertune": lambda: HyperTuneScheduler(CountingSearcher(), 40, 1, 27, 3),
+    "hypertune-stopping": lambda: HyperTuneScheduler(CountingSearcher(), 40, 1, 27, 3, type="stopping"),
 }
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections import deque
 
 from hydra_hpo.errors import SettingsError
-from hydra_hpo.objectives import Point
 from hydra_hpo.schedulers.base import WAIT, Decision, failure_status
-from hydra_hpo.schedulers.rungs import MultiFidelityScheduler, promotion_quota, rank_value, ranked
+from hydra_hpo.schedulers.rungs import MultiFidelityScheduler, continues, promotion_quota, rank_value, ranked
 from hydra_hpo.searchers.base import Searcher
 from hydra_hpo.trial import COMPLETED, STOPPED, Job, JobResult
 
@@ -108,7 +107,7 @@ class ASHAScheduler(MultiFidelityScheduler):
         if self.max_paused_checkpoints is not None:
             return self._end(self._release_paused(rung), STOPPED)
         if self.type == "stopping":
-            if not self._continues(rung, loss, job.trial_id):
+            if not continues(self._losses[rung], job.trial_id, self.eta):
                 return self._end([job.trial_id], STOPPED)
             self._continuations.append(
                 Job(job.trial_id, job.config, self.levels[rung + 1], self.levels[rung])
@@ -127,11 +126,3 @@ class ASHAScheduler(MultiFidelityScheduler):
 
     def end_reason(self, trial_id: int) -> str | None:
         return self._released.get(trial_id)
-
-    def _continues(self, rung: int, loss: float | Point, trial_id: int) -> bool:
-        losses = self._losses[rung]
-        if isinstance(loss, Point):  # several objectives: its place in the rung's ranking
-            better = ranked(losses).index(trial_id)
-        else:
-            better = sum(1 for other in losses.values() if other is not None and other < loss)
-        return better < max(1, promotion_quota(len(losses), self.eta))

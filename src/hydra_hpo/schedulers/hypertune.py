@@ -4,16 +4,20 @@ online (after Hyper-Tune, Li et al. 2022)."""
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 from scipy.stats import kendalltau
 
+from hydra_hpo.errors import SettingsError
 from hydra_hpo.objectives import Point
+from hydra_hpo.schedulers.asha import ASHA_TYPES
 from hydra_hpo.schedulers.base import WAIT, Decision, failure_status
 from hydra_hpo.schedulers.hyperband import bracket_size
-from hydra_hpo.schedulers.rungs import MultiFidelityScheduler, check_int, promotion_quota, rank_value, ranked
+from hydra_hpo.schedulers.rungs import (MultiFidelityScheduler, check_int, continues, promotion_quota, rank_value,
+                                        ranked)
 from hydra_hpo.searchers.base import Searcher
-from hydra_hpo.trial import COMPLETED, Job, JobResult
+from hydra_hpo.trial import COMPLETED, STOPPED, Job, JobResult
 
 
 def tau_null_se(n: int) -> float:
@@ -25,9 +29,12 @@ class HyperTuneScheduler(MultiFidelityScheduler):
     """Asynchronous Hyperband over ``rung_levels(r_min, r_max, eta)`` with adaptive bracket weights.
 
     Bracket ``b`` (``0 .. K``, ``K = len(levels) - 1``) starts its trials at ``levels[b]`` and runs ASHA
-    (promotion type) over ``levels[b:]`` with its own rungs; bracket ``K`` trains to ``r_max`` directly.
-    A free worker first promotes (any bracket, highest rung first, as :class:`ASHAScheduler`), otherwise it
-    starts a new configuration in a bracket drawn with weights ``w_b = hyperband_b * cost_b * trust_b``:
+    over ``levels[b:]`` with its own rungs; bracket ``K`` trains to ``r_max`` directly. ``type="promotion"``:
+    a free worker first promotes (any bracket, highest rung first, as :class:`ASHAScheduler`);
+    ``type="stopping"``: a trial continues as soon as its result ranks within the top ``max(1, floor(n/eta))``
+    of the ``n`` results its rung of its bracket has so far, else it stops (ASHA's stopping type, per
+    bracket), and continuations go first. Otherwise a free worker starts a new configuration in a bracket
+    drawn with weights ``w_b = hyperband_b * cost_b * trust_b``:
 
     - ``hyperband_b`` is Hyperband's bracket size (:func:`bracket_size`), the trials synchronous
       Hyperband starts in it (Syne Tune's default bracket distribution): the same budget per bracket,
@@ -57,8 +64,13 @@ class HyperTuneScheduler(MultiFidelityScheduler):
         r_max: int,
         eta: int,
         min_pairs: int = 6,
+        type: str = "promotion",  # noqa: A002 - the config key is hpo.type
     ) -> None:
+        if type not in ASHA_TYPES:
+            raise SettingsError(f"hpo.type={type!r}: must be one of {', '.join(ASHA_TYPES)}")
         super().__init__(searcher, n_trials, r_min, r_max, eta)
+        self.type = type
+        self._continuations: deque[Job] = deque()  # stopping type
         self.min_pairs = check_int("min_pairs", min_pairs, 3)
         top = len(self.levels) - 1
         self.hyperband_weights = np.array(
@@ -141,7 +153,10 @@ class HyperTuneScheduler(MultiFidelityScheduler):
     # scheduling --------------------------------------------------------------------------------
 
     def next_job(self) -> Decision:
-        job = self._promotion()
+        if self.type == "promotion":
+            job = self._promotion()
+        else:
+            job = self._continuations.popleft() if self._continuations else None
         if job is None:
             trial_id = self._start_trial()
             if trial_id is not None:
@@ -179,10 +194,15 @@ class HyperTuneScheduler(MultiFidelityScheduler):
         if loss is not None and not isinstance(loss, Point) and np.isfinite(loss):
             self._at_rung[rung][job.trial_id] = loss
         if rung < len(self.levels) - 1:
-            self._losses[self._bracket_of[job.trial_id]].setdefault(rung, {})[job.trial_id] = loss
+            losses = self._losses[self._bracket_of[job.trial_id]].setdefault(rung, {})
+            losses[job.trial_id] = loss
         if loss is None:
             return self._end([job.trial_id], failure_status(result))
         if rung == len(self.levels) - 1:
             return self._end([job.trial_id], COMPLETED)
+        if self.type == "stopping":
+            if not continues(losses, job.trial_id, self.eta):
+                return self._end([job.trial_id], STOPPED)
+            self._continuations.append(Job(job.trial_id, job.config, self.levels[rung + 1], job.resource))
         return []
 

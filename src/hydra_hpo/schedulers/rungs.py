@@ -57,6 +57,17 @@ def rank_value(result: JobResult) -> float | Point | None:
     return result.point if result.point is not None else result.value
 
 
+def continues(losses: Mapping[int, float | Point | None], trial_id: int, eta: int) -> bool:
+    """Stopping-type rule at one rung: whether ``trial_id`` (its loss already in ``losses``) ranks within the
+    top ``max(1, floor(n / eta))`` of the ``n`` results there so far (equal losses count in its favour)."""
+    loss = losses[trial_id]
+    if isinstance(loss, Point):  # several objectives: its place in the rung's ranking
+        better = ranked(losses).index(trial_id)
+    else:
+        better = sum(1 for other in losses.values() if other is not None and other < loss)
+    return better < max(1, promotion_quota(len(losses), eta))
+
+
 def ranked(losses: Mapping[int, float | Point | None]) -> list[int]:
     """Ids of trials with a loss, best first, ties to the older trial; failed ones (``None``) left out.
     Points (several objectives, constraints) rank by :func:`hydra_hpo.objectives.rank_points`."""
