@@ -219,7 +219,7 @@ def test_model_based_preset_sweeps_and_resumes_with_its_decisions(tmp_path, pres
     assert sorted(e["trial_id"] for e in started) == list(range(9))  # the first 6 were not started again
 
 
-@pytest.mark.parametrize("preset", ["tpe", "gp", "bohb", "mobster"])
+@pytest.mark.parametrize("preset", ["tpe", "gp", "bohb", "mobster", "mobster_stopping"])
 def test_model_based_preset_killed_mid_sweep_resumes_with_the_recorded_decisions(tmp_path, preset):
     """The user's command (joblib, 2 workers) killed once the model has decided trials, then resumed: the
     resumed sweep makes every decision the killed one made (each recorded configuration is suggested again,
