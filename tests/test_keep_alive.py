@@ -132,10 +132,12 @@ def _segments(sweep: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_stopping_asha_with_joblib_starts_one_process_per_trial(tmp_path):
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_stopping_asha_starts_one_process_per_trial(tmp_path, launcher):
     sweep = tmp_path / "sweep"
-    proc = _train("-m", "hpo=asha", "hpo.type=stopping", "model=mlp", "search_space=mlp", "hydra/launcher=joblib",
-                  "hpo.n_workers=2", "hpo.n_trials=6", "trainer=fast", "trainer.max_epochs=9",
+    extra = ["hydra.launcher.timeout_min=10"] if launcher == "submitit_local" else []
+    proc = _train("-m", "hpo=asha", "hpo.type=stopping", "model=mlp", "search_space=mlp", f"hydra/launcher={launcher}",
+                  *extra, "hpo.n_workers=2", "hpo.n_trials=6", "trainer=fast", "trainer.max_epochs=9",
                   f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]  # and it returned: no process was left waiting
     segments = _segments(sweep)
