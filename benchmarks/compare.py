@@ -158,7 +158,6 @@ def overrides_runner(overrides: list[str], table: Table, space: SearchSpace, wor
     if incumbent not in INCUMBENTS:
         raise ValueError(f"incumbent={incumbent!r}: choose from {', '.join(INCUMBENTS)}")
     hpo = compose(overrides)["hpo"]
-    continue_overhead = min(continue_overhead, job_overhead)  # continuing never costs more than a new job
 
     def run(seed: int) -> Run:
         outcome = simulate(hpo, space, table, n_workers=workers, seed=seed, budget_seconds=budget,

@@ -22,42 +22,32 @@ from test_simulator import TINY, TINY_SPACE, ScriptedSearcher
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _park_in_thread(side: JobSide, job_idx: int, output_dir: str) -> tuple[threading.Thread, dict]:
+def _wait_in_thread(side: JobSide, job_idx: int, output_dir: str) -> tuple[threading.Thread, dict]:
+    """The job announces itself here (so the sweeper sees it at once), then waits in a thread."""
+    side.announce(job_idx, output_dir)
     got: dict = {}
-    thread = threading.Thread(target=lambda: got.update(side.park(job_idx, output_dir)), daemon=True)
+    thread = threading.Thread(target=lambda: got.update(side.wait()), daemon=True)
     thread.start()
     return thread, got
-
-
-def _until(condition, what: str) -> None:
-    """Wait for progress (another thread's file), with a generous cap that only guards against a hang."""
-    import time
-
-    deadline = time.monotonic() + 60
-    while not condition():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.005)
 
 
 def test_a_parked_job_is_claimed_and_handed_its_next_segment(tmp_path):
     sweeper = SweeperSide(tmp_path)
     sweeper.announce()
-    thread, got = _park_in_thread(JobSide(tmp_path, 7), 7, "/out/7")
-    _until(lambda: sweeper.parked(7) is not None, "the job parks")
+    thread, got = _wait_in_thread(JobSide(tmp_path, 7), 7, "/out/7")
     assert sweeper.parked(7)["job_idx"] == 7 and sweeper.parked(7)["output_dir"] == "/out/7"
     assert sweeper.claim(7)
     assert sweeper.parked(7) is None  # a claimed job is not reported again
     assert not sweeper.claim(7)  # nor claimed twice
     sweeper.send(7, {"action": "continue", "job_idx": 9, "resource": 3, "output_dir": "/out/9"})
-    thread.join(60)
+    thread.join(60)  # a guard against a hang: the message ends the wait
     assert got == {"action": "continue", "job_idx": 9, "resource": 3, "output_dir": "/out/9"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweeper.json"]  # nothing left behind
 
 
 def test_a_released_job_is_told_to_stop(tmp_path):
     sweeper = SweeperSide(tmp_path)
-    thread, got = _park_in_thread(JobSide(tmp_path, 3), 5, "/out/5")
-    _until(lambda: sweeper.parked(3) is not None, "the job parks")
+    thread, got = _wait_in_thread(JobSide(tmp_path, 3), 5, "/out/5")
     assert sweeper.parked(3)["job_idx"] == 5  # the segment it ended, not the process's first job
     assert sweeper.release(3)
     thread.join(60)
@@ -79,12 +69,11 @@ def test_a_job_whose_sweeper_died_stops_waiting(tmp_path):
 
 def test_a_job_stops_waiting_when_the_sweep_removed_its_jobs_folder(tmp_path):
     jobs = tmp_path / "jobs"
-    sweeper = SweeperSide(jobs)
-    thread, got = _park_in_thread(JobSide(jobs, 1), 1, "/out/1")
-    _until(lambda: sweeper.parked(1) is not None, "the job parks")
-    for path in jobs.iterdir():
+    side = JobSide(jobs, 1)
+    side.announce(1, "/out/1")
+    for path in jobs.iterdir():  # the sweep ended and removed the folder before it answered
         path.unlink()
-    thread.join(60)
+    got = side.wait()
     assert got["action"] == "stop" and "removed" in got["reason"]
 
 

@@ -104,10 +104,18 @@ class JobSide:
 
         Returns its message: ``{"action": "continue", ...}`` or ``{"action": "stop"}`` (also when the wait
         ran out or the sweeper died)."""
+        self.announce(job_idx, output_dir)
+        return self.wait()
+
+    def announce(self, job_idx: int, output_dir: str | os.PathLike) -> None:
+        """Tell the sweeper that segment ``job_idx`` is done and this process waits (``<num>.parked``)."""
         for stale in ("claimed", "next", "gone"):
             self._path(stale).unlink(missing_ok=True)
         atomic_write_text(self._path("parked"), json.dumps({"job_idx": int(job_idx), "output_dir": str(output_dir),
                                                             "pid": os.getpid()}))
+
+    def wait(self) -> dict[str, Any]:
+        """Wait for the sweeper's message after :meth:`announce` (see :meth:`park`)."""
         deadline = time.monotonic() + self.wait_seconds
         next_check = time.monotonic() + 1.0
         while True:

@@ -9,7 +9,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 from hydra_hpo.trial import COMPLETED, DIVERGED, FAILED, KILLED, Job, JobResult
 
-NOTHING_RETURNED = "the launcher returned nothing for this job"
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-./]*$")
 
 
@@ -124,7 +123,7 @@ class ResultCollector:
         if error is not None:
             status = KILLED if _killed(error) else FAILED
             return JobResult(status=status, error=f"{type(error).__name__}: {error}", **base)
-        return JobResult(status=FAILED, error=NOTHING_RETURNED, **base)
+        return JobResult(status=FAILED, error="the launcher returned nothing for this job", **base)
 
 
 def _num(value: Any) -> float:

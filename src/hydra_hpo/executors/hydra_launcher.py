@@ -19,10 +19,10 @@ from typing import Any, Callable, Sequence
 
 from hydra_hpo.devices import DeviceAssigner
 from hydra_hpo.executors.base import Executor
-from hydra_hpo.executors.hydra_jobs import NOTHING_RETURNED, format_value
+from hydra_hpo.executors.hydra_jobs import format_value
 from hydra_hpo.executors.job_process import JobProcesses
 from hydra_hpo.handoff import POLL_SECONDS, SweeperSide
-from hydra_hpo.trial import FAILED, INTERRUPTED, TIMEOUT, Job, JobResult
+from hydra_hpo.trial import INTERRUPTED, TIMEOUT, Job, JobResult
 
 log = logging.getLogger(__name__)
 
@@ -120,14 +120,6 @@ def _contiguous_runs(jobs: Sequence[Job]) -> list[list[Job]]:
         else:
             runs.append([job])
     return runs
-
-
-def _failure(ret: Any) -> BaseException | None:
-    """The exception a Hydra JobReturn carries when its job failed, else None."""
-    if ret is None or getattr(getattr(ret, "status", None), "name", "") != "FAILED":
-        return None
-    exc = getattr(ret, "_return_value", None)
-    return exc if isinstance(exc, BaseException) else RuntimeError(str(exc))
 
 
 class KeepAlive:
@@ -333,12 +325,8 @@ class HydraAsyncExecutor(Executor):
         if job_idx == process:
             result = self.collect(job, ret, error, started, finished)
         else:  # a segment the waiting process took on: its result.json is in its own folder
-            if error is None and _failure(ret) is not None:
-                error = _failure(ret)
-            result = self.collect(job, None, error, segment_started, finished,
+            result = self.collect(job, ret, error, segment_started, finished,
                                   output_dir=self.keep_alive.output_dir(job))  # type: ignore[union-attr]
-            if result.status == FAILED and error is None and result.error == NOTHING_RETURNED:
-                result.error = f"the job process ended without reporting segment {job_idx} of trial {job.trial_id}"
         if self._stopping.pop(job_idx, None) is not None and not result.ok:  # (it may have just finished)
             result = JobResult(job=job, status=TIMEOUT, curve=result.curve, seconds=result.seconds,
                                started=result.started, finished=finished, output_dir=result.output_dir,

@@ -50,7 +50,10 @@ class SimulatedExecutor(Executor):
     ``assignments`` lists where and when each job ran, in submission order; ``epoch_results`` the
     simulated time at which each epoch of a finished job ended and its validation error.
     Every job holds its worker ``job_overhead_seconds`` before its first epoch starts; its result's
-    ``seconds`` are the training seconds alone.
+    ``seconds`` are the training seconds alone. With ``keep_alive`` a job that continues the process of its
+    trial's segment that ended at the last ``wait`` (same epoch, no ``source_trial``/``set_params``) holds it
+    ``continue_overhead_seconds`` instead (at most ``job_overhead_seconds``); a job that starts a process ends
+    the waiting ones.
     """
 
     def __init__(self, table: Table, space: SearchSpace, n_workers: int, metric: str = "validation_error",
@@ -59,13 +62,13 @@ class SimulatedExecutor(Executor):
         super().__init__(n_workers)
         if not float(continue_overhead_seconds) >= 0:
             raise ValueError(f"continue_overhead_seconds={continue_overhead_seconds!r}: must be >= 0 seconds")
-        self.keep_alive = keep_alive
-        self.continue_overhead = float(continue_overhead_seconds)
-        self._parked: dict[int, int] = {}  # trial -> epoch its job process waits at (keep_alive)
-        self.n_continued = 0  # jobs that continued a waiting process instead of starting one
         if not float(job_overhead_seconds) >= 0:
             raise ValueError(f"job_overhead_seconds={job_overhead_seconds!r}: must be >= 0 seconds")
         self.job_overhead = float(job_overhead_seconds)
+        self.keep_alive = keep_alive
+        self.continue_overhead = min(float(continue_overhead_seconds), self.job_overhead)  # never more than a new job
+        self._parked: dict[int, int] = {}  # trial -> epoch its job process waits at (keep_alive)
+        self.n_continued = 0  # jobs that continued a waiting process instead of starting one
         self.table = table
         self.space = space
         self.metric = metric

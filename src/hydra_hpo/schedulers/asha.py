@@ -6,11 +6,10 @@ from collections import deque
 
 from hydra_hpo.errors import SettingsError
 from hydra_hpo.schedulers.base import WAIT, Decision, failure_status
-from hydra_hpo.schedulers.rungs import MultiFidelityScheduler, continues, promotion_quota, rank_value, ranked
+from hydra_hpo.schedulers.rungs import (MultiFidelityScheduler, check_type, continues, promotion_quota, rank_value,
+                                        ranked)
 from hydra_hpo.searchers.base import Searcher
 from hydra_hpo.trial import COMPLETED, STOPPED, Job, JobResult
-
-ASHA_TYPES = ("promotion", "stopping")
 
 
 class ASHAScheduler(MultiFidelityScheduler):
@@ -45,8 +44,7 @@ class ASHAScheduler(MultiFidelityScheduler):
         type: str = "promotion",  # noqa: A002 - the config key is hpo.type
         max_paused_checkpoints: int | None = None,
     ) -> None:
-        if type not in ASHA_TYPES:
-            raise SettingsError(f"hpo.type={type!r}: must be one of {', '.join(ASHA_TYPES)}")
+        check_type(type)
         if max_paused_checkpoints is not None:
             if isinstance(max_paused_checkpoints, bool) or not isinstance(max_paused_checkpoints, int) \
                     or max_paused_checkpoints < 1:

@@ -9,13 +9,11 @@ from collections import deque
 import numpy as np
 from scipy.stats import kendalltau
 
-from hydra_hpo.errors import SettingsError
 from hydra_hpo.objectives import Point
-from hydra_hpo.schedulers.asha import ASHA_TYPES
 from hydra_hpo.schedulers.base import WAIT, Decision, failure_status
 from hydra_hpo.schedulers.hyperband import bracket_size
-from hydra_hpo.schedulers.rungs import (MultiFidelityScheduler, check_int, continues, promotion_quota, rank_value,
-                                        ranked)
+from hydra_hpo.schedulers.rungs import (MultiFidelityScheduler, check_int, check_type, continues, promotion_quota,
+                                        rank_value, ranked)
 from hydra_hpo.searchers.base import Searcher
 from hydra_hpo.trial import COMPLETED, STOPPED, Job, JobResult
 
@@ -66,8 +64,7 @@ class HyperTuneScheduler(MultiFidelityScheduler):
         min_pairs: int = 6,
         type: str = "promotion",  # noqa: A002 - the config key is hpo.type
     ) -> None:
-        if type not in ASHA_TYPES:
-            raise SettingsError(f"hpo.type={type!r}: must be one of {', '.join(ASHA_TYPES)}")
+        check_type(type)
         super().__init__(searcher, n_trials, r_min, r_max, eta)
         self.type = type
         self._continuations: deque[Job] = deque()  # stopping type

@@ -11,6 +11,16 @@ from hydra_hpo.searchers.base import Searcher
 from hydra_hpo.trial import PAUSED, JobResult
 
 
+ASHA_TYPES = ("promotion", "stopping")
+
+
+def check_type(value: object) -> str:
+    """``hpo.type`` of an asynchronous rung scheduler (ASHA, Hyper-Tune): promotion or stopping."""
+    if value not in ASHA_TYPES:
+        raise SettingsError(f"hpo.type={value!r}: must be one of {', '.join(ASHA_TYPES)}")
+    return str(value)
+
+
 def check_int(key: str, value: object, minimum: int) -> int:
     # bool is an int subclass; hpo.eta=true is a typo, not 1
     if isinstance(value, bool) or not isinstance(value, int):

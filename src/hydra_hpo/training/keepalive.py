@@ -33,7 +33,6 @@ class SegmentHandoff(Checkpoint):
         self.report = report
         self.begin = begin
         self.reported = False  # the segment running now has written its result (the runner must not again)
-        self.segments = 1
         self.park_next = True  # wait after the segment running now (not after the trial's last one)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -53,6 +52,5 @@ class SegmentHandoff(Checkpoint):
         self.output_dir = str(message["output_dir"])
         self.reported = False
         self.park_next = bool(message.get("park", True))
-        self.segments += 1
         self.begin(message)
         trainer.fit_loop.max_epochs = resource
