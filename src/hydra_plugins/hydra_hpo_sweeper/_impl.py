@@ -180,9 +180,12 @@ class HPOSweeperImpl(Sweeper):
         if devices is not None:
             log.info("GPUs %s: %d per trial, up to %d trial(s) per GPU (CUDA_VISIBLE_DEVICES per job; 0: hidden)",
                      ",".join(devices.plan.devices), devices.plan.gpus_per_trial, devices.plan.trials_per_gpu)
-        with ray_session(self.launcher), progress:  # hydra/launcher=ray: one Ray instance per sweep
-            outcome = tuner.run()
-        self._finish(outcome, plan, sweep_dir)
+        with ray_session(self.launcher):  # hydra/launcher=ray: one Ray instance per sweep
+            with progress:
+                outcome = tuner.run()
+            # before Ray stops: a launch thread still inside Ray then (a job started as Ctrl-C came) makes Ray end
+            # this process, so the summary and the resume hint must be written by then
+            self._finish(outcome, plan, sweep_dir)
         return outcome
 
     def _resume_log(self, journal: Journal, settings: HPOSettings) -> ResumeLog | None:
@@ -244,7 +247,9 @@ class HPOSweeperImpl(Sweeper):
         if outcome.fatal is not None:
             raise outcome.fatal
         if outcome.interrupted:
-            raise KeyboardInterrupt(f"sweep interrupted; resume with hpo.resume=true hydra.sweep.dir={sweep_dir}")
+            hint = f"sweep interrupted; resume with hpo.resume=true hydra.sweep.dir={sweep_dir}"
+            log.warning(hint[0].upper() + hint[1:])  # at once: the exception is printed only after Ray has stopped
+            raise KeyboardInterrupt(hint)
         if outcome.best is None:
             errors = [r.error for r in outcome.trials.values() if r.error]
             raise FatalSweepError(
