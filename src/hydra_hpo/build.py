@@ -41,6 +41,6 @@ def build_tuner(
         resume=resume,
         fingerprint=fingerprint, max_failure_rate=settings.max_failure_rate, max_retries=settings.max_retries,
         budget_seconds=settings.budget_seconds, budget_epochs=settings.budget_epochs, callbacks=callbacks,
-        checkpoints=checkpoints,
+        checkpoints=checkpoints, rank_by=settings.rank_value,
         objectives=parse_objectives(settings.objectives, settings.constraints, metric=metric, mode=settings.mode),
     )

@@ -12,6 +12,7 @@ from hydra_hpo.objectives import parse_objectives
 __all__ = ["HPOSettings", "SettingsError", "PROGRESS_MODES"]
 
 PROGRESS_MODES = ("auto", "bar", "log", "off")  # hpo.progress, see hydra_hpo.progress
+RANK_BY = ("auto", "best", "last")  # hpo.rank_by, see HPOSettings.rank_value
 
 
 @dataclass
@@ -33,6 +34,7 @@ class HPOSettings:
     keep_checkpoints: bool = False
     executor: str = "auto"
     keep_alive: bool | str = "auto"      # a job that ends a segment may continue the trial's next one (auto: on)
+    rank_by: str = "auto"                # what schedulers rank and searchers learn: best | last epoch (auto: best)
     budget_seconds: float | None = None
     budget_epochs: int | None = None
     resource_key: str = "trainer.max_epochs"
@@ -99,6 +101,15 @@ class HPOSettings:
             raise bad("trial_timeout", "must be a positive number of seconds or null")
         if not (isinstance(self.keep_alive, bool) or self.keep_alive == "auto"):
             raise bad("keep_alive", "must be true, false or auto (on wherever jobs run in their own processes)")
+        if self.rank_by not in RANK_BY:
+            raise bad("rank_by", f"must be one of {', '.join(RANK_BY)} (best: the best epoch so far, last: the "
+                                 "latest epoch)")
+        if self.rank_by == "best" and self.scheduler == "pbt":
+            raise bad("rank_by", "population based training ranks members by their latest epoch (a member's best "
+                                 "may lie before an exploit); use auto or last")
+        if self.rank_by == "best" and (self.objectives is not None or self.constraints is not None):
+            raise bad("rank_by", "with hpo.objectives or hpo.constraints a result is ranked by its latest epoch's "
+                                 "metrics (several metrics have no one best epoch); use auto or last")
         if self.executor not in ("auto", "batch", "async"):
             raise bad("executor", "must be one of auto, batch, async")
         seconds = number("budget_seconds", "must be a positive number of seconds or null")
@@ -118,10 +129,22 @@ class HPOSettings:
         if not isinstance(self.searcher_options, Mapping):
             raise bad("searcher_options", "must be a mapping of option names to values, e.g. {num_points: 5}")
 
+    @property
+    def rank_value(self) -> str:
+        """``rank_by`` resolved: ``best`` for one objective with a rung scheduler, ``last`` for population
+        based training and for several objectives or constraints."""
+        if self.rank_by != "auto":
+            return self.rank_by
+        several = self.objectives is not None or self.constraints is not None
+        return "last" if self.scheduler == "pbt" or several else "best"
+
     def fingerprint(self) -> dict[str, Any]:
         """What must not change when a sweep is resumed (n_trials and budgets may grow)."""
         keep = ("searcher", "scheduler", "seed", "mode", "initial_config", "searcher_options", "scheduler_options")
         data = asdict(self)
         # only when set, so that journals written before objectives existed still resume
         extra = tuple(k for k in ("objectives", "constraints") if data[k] is not None)
-        return {k: data[k] for k in keep + extra}
+        fingerprint = {k: data[k] for k in keep + extra}
+        if self.rank_value != "last":  # journals written before rank_by ranked the last epoch
+            fingerprint["rank_by"] = self.rank_value
+        return fingerprint

@@ -110,6 +110,7 @@ class Tuner:
         callbacks: list[TunerCallback] | None = None,
         checkpoints: CheckpointStore | None = None,
         objectives: Objectives | None = None,
+        rank_by: str = "last",
     ) -> None:
         if mode not in ("min", "max"):
             raise SettingsError(f"hpo.mode must be 'min' or 'max', got hpo.mode={mode!r}")
@@ -132,6 +133,9 @@ class Tuner:
         self.callbacks = list(callbacks or [])
         self.checkpoints = checkpoints
         self.objectives = objectives  # the incumbent is the best feasible result; schedulers rank Points
+        if rank_by not in ("best", "last"):
+            raise SettingsError(f"hpo.rank_by must be 'best' or 'last', got {rank_by!r}")
+        self.rank_by = rank_by
         self._keep_checkpoints = False  # an interrupted sweep keeps every checkpoint, to resume from
 
         self.trials: dict[int, TrialRecord] = {}
@@ -347,7 +351,7 @@ class Tuner:
                           error=result.error, clock=self.clock())
                 self._retry_queue.append(dataclasses.replace(job, job_idx=-2))
                 return
-        loss = self.sign * result.value if result.ok else None
+        loss = self._rank_loss(result) if result.ok else None
         point = self._point(result) if loss is not None and self.objectives is not None else None
         if self.searcher is not None:
             self.searcher.observe(job.trial_id, job.resource, loss, point)
@@ -361,6 +365,17 @@ class Tuner:
         for trial_id in ended:
             self._end_trial(trial_id)
         self._check_stop()
+
+    def _rank_loss(self, result: JobResult) -> float:
+        """What the scheduler ranks and the searcher learns (minimized): with ``rank_by="best"`` the best
+        metric after any epoch the trial trained so far, the value the incumbent counts (a noisy validation
+        metric that dips at epoch 3 and rises at epoch 4 ranks by its dip); else the job's last epoch."""
+        loss = self.sign * float(result.value)
+        if self.rank_by == "best" and self.objectives is None:
+            epochs = [self.sign * float(v) for v in result.curve[:result.job.resource]
+                      if v is not None and math.isfinite(v)]
+            loss = min([loss] + epochs)
+        return loss
 
     def _point(self, result: JobResult):
         """The result's rank key; a metric the sweep needs and the run does not report stops the sweep."""
