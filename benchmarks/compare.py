@@ -138,13 +138,6 @@ def ratio_interval(reference: list[Run], other: list[Run], budget: float, level:
     return low, high
 
 
-def our_runner(name: str, table: Table, space: SearchSpace, workers: int, budget: float,
-               incumbent: str = "epoch", job_overhead: float = 0.0,
-               continue_overhead: float = DEFAULT_CONTINUE_OVERHEAD_SECONDS) -> Runner:
-    """The runner of one of ``OURS``."""
-    return overrides_runner(OURS[name], table, space, workers, budget, incumbent, job_overhead, continue_overhead)
-
-
 def overrides_runner(overrides: list[str], table: Table, space: SearchSpace, workers: int, budget: float,
                      incumbent: str = "epoch", job_overhead: float = 0.0,
                      continue_overhead: float = DEFAULT_CONTINUE_OVERHEAD_SECONDS) -> Runner:
@@ -226,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--algorithms", default=None, help="comma-separated; default: all available")
     parser.add_argument("--quick", action="store_true", help="3 seeds")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--our-overrides", default="",
+                        help="space-separated hpo overrides added to each of ours, e.g. 'hpo.rank_by=last' (the rule "
+                             "of figures measured before hpo.rank_by existed)")
     args = parser.parse_args(argv)
     seeds = 3 if args.quick else args.seeds
     peer_seeds = seeds if args.peer_seeds is None else (min(3, args.peer_seeds) if args.quick else args.peer_seeds)
@@ -271,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[Run]] = {}
     seconds: dict[str, float] = {}
     for name in chosen:
-        runner = (our_runner(name, table, space, args.workers, budget, args.incumbent, args.job_overhead,
-                             args.continue_overhead)
+        runner = (overrides_runner(OURS[name] + args.our_overrides.split(), table, space, args.workers, budget,
+                                   args.incumbent, args.job_overhead, args.continue_overhead)
                   if name in OURS else peer_runner(name, table, space, args.workers, budget, args.job_overhead))
         start = time.perf_counter()
         n_seeds = seeds if name in OURS else peer_seeds
