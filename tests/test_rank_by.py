@@ -6,6 +6,8 @@ import pytest
 
 from fakes import FakeExecutor
 from hydra_hpo.errors import SettingsError
+from hydra_hpo.journal import Journal, JournalError
+from hydra_hpo.resume import ResumeLog
 from hydra_hpo.schedulers import build_scheduler
 from hydra_hpo.searchers import build_searcher
 from hydra_hpo.settings import HPOSettings
@@ -80,3 +82,16 @@ def test_the_fingerprint_holds_best_so_a_journal_of_the_other_rule_does_not_resu
     assert HPOSettings.from_mapping({}).fingerprint()["rank_by"] == "best"
     # a journal written before hpo.rank_by (last epoch) has no such key: rank_by=last resumes it
     assert "rank_by" not in HPOSettings.from_mapping({"rank_by": "last"}).fingerprint()
+
+
+def test_a_journal_written_before_rank_by_resumes_only_with_last(tmp_path):
+    hpo = {"searcher": "random", "scheduler": "asha", "r_min": 1, "eta": 2, "n_trials": 4}
+    before = HPOSettings.from_mapping({**hpo, "rank_by": "last"}).fingerprint()  # as journals before rank_by
+    journal = Journal(tmp_path / "journal.jsonl")
+    journal.append("sweep_started", fingerprint=before)
+    journal.close()
+    log = ResumeLog(journal.read())
+    with pytest.raises(JournalError, match=r"ranked every result by its last epoch .* Resume it with "
+                                           r"hpo\.rank_by=last\.$"):
+        log.check_fingerprint(HPOSettings.from_mapping(hpo).fingerprint())
+    log.check_fingerprint(HPOSettings.from_mapping({**hpo, "rank_by": "last"}).fingerprint())

@@ -72,6 +72,11 @@ class ResumeLog:
             return
         for key in sorted(set(fingerprint) | set(self.fingerprint)):
             mine, theirs = fingerprint.get(key), self.fingerprint.get(key)
+            if mine != theirs and key == "rank_by" and theirs is None:
+                raise JournalError(
+                    f"cannot resume: the sweep directory's journal ranked every result by its last epoch (written "
+                    f"before hpo.rank_by) but this sweep's rank_by is {mine!r}. Resume it with hpo.rank_by=last."
+                )
             if mine != theirs:
                 raise JournalError(
                     f"cannot resume: the sweep directory holds another sweep's journal; its {key} is "
