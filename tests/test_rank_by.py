@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fakes import FakeExecutor
+from hydra_hpo.build import build_tuner
 from hydra_hpo.errors import SettingsError
 from hydra_hpo.journal import Journal, JournalError
 from hydra_hpo.resume import ResumeLog
@@ -95,3 +96,16 @@ def test_a_journal_written_before_rank_by_resumes_only_with_last(tmp_path):
                                            r"hpo\.rank_by=last\.$"):
         log.check_fingerprint(HPOSettings.from_mapping(hpo).fingerprint())
     log.check_fingerprint(HPOSettings.from_mapping({**hpo, "rank_by": "last"}).fingerprint())
+
+
+ASHA_OPTIONS = {"scheduler": "asha", "r_min": 1, "eta": 2}
+PBT_OPTIONS = {"scheduler": "pbt", "population_size": 2, "perturbation_interval": 2}
+
+
+@pytest.mark.parametrize("mapping, expected", [
+    (ASHA_OPTIONS, "best"), (PBT_OPTIONS, "last"), ({**ASHA_OPTIONS, "rank_by": "last"}, "last"),
+])
+def test_build_tuner_hands_the_resolved_rule_to_the_tuner(mapping, expected):
+    space = SearchSpace({"model.lr": Float("model.lr", 0.001, 0.1)})
+    tuner = build_tuner(HPOSettings.from_mapping(mapping), space, 4, FakeExecutor(1))
+    assert tuner.rank_by == expected
