@@ -107,15 +107,35 @@ def _count_finished(journal: Path) -> int:
     return text.count('"segment_finished"')
 
 
-def _kill_after_finished_segments(cmd: list[str], cwd: Path, journal: Path, threshold: int, log: Path) -> int:
+def _segments_in_flight(journal: Path) -> set[tuple]:
+    """(trial, from, to) of every segment the journal shows started and not finished (a torn last line is
+    skipped)."""
+    started, finished = set(), set()
+    for line in (journal.read_text() if journal.exists() else "").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        key = (event.get("trial_id"), event.get("previous_resource"), event.get("resource"))
+        if event.get("event") == "segment_started":
+            started.add(key)
+        elif event.get("event") == "segment_finished":
+            finished.add(key)
+    return started - finished
+
+
+def _kill_after_finished_segments(cmd: list[str], cwd: Path, journal: Path, threshold: int, log: Path,
+                                  in_flight: bool = False) -> int:
     """Run ``cmd`` and SIGKILL its whole process group as soon as the journal holds ``threshold``
-    segment_finished lines; returns the count seen at the kill. The trigger is progress, not time, so the
-    kill lands at the same point of the sweep on a fast or a slow machine."""
+    segment_finished lines (and, with ``in_flight``, a segment started and not finished); returns the count
+    seen at the kill. The trigger is progress, not time, so the kill lands at the same point of the sweep on
+    a fast or a slow machine."""
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         hang_guard = time.monotonic() + 600  # fails a sweep that stopped making progress; never the trigger
         try:
-            while (seen := _count_finished(journal)) < threshold:
+            while ((seen := _count_finished(journal)) < threshold
+                   or (in_flight and not _segments_in_flight(journal))):
                 if proc.poll() is not None:
                     raise AssertionError(f"sweep ended ({proc.returncode}) after {seen} of {threshold} segments "
                                          f"without being killed:\n{log.read_text()[-3000:]}")
@@ -235,7 +255,9 @@ def test_model_based_preset_killed_mid_sweep_resumes_with_the_recorded_decisions
             "trainer.max_epochs=3", f"hydra.sweep.dir={sweep}"]
     threshold = 4  # results before the kill: the model (on after 3) has decided the trials then in flight
     cmd = [sys.executable, str(ROOT / "train.py"), *args]
-    _kill_after_finished_segments(cmd, tmp_path, journal, threshold, tmp_path / "killed.log")
+    # killed once the model has decided a job that is still running (the 4th result and the next start can be
+    # journaled in either order)
+    _kill_after_finished_segments(cmd, tmp_path, journal, threshold, tmp_path / "killed.log", in_flight=True)
     killed = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
     assert not any(e["event"] == "sweep_finished" for e in killed)
     configs = {e["trial_id"]: e["config"] for e in killed if e["event"] == "trial_started"}

@@ -3,6 +3,7 @@ is killed (a real subprocess; events are triggered by the files the job writes, 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -11,7 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from hydra_hpo.executors.job_process import JobProcesses
+from hydra_hpo.executors.job_process import JobProcesses, process_start
 
 CHILD = textwrap.dedent("""
     import signal, sys, time
@@ -46,6 +47,7 @@ def test_a_stop_request_raises_inside_the_job_which_then_ends_cleanly(tmp_path):
     processes = JobProcesses(tmp_path)
     info = processes.info(7)
     assert info["pid"] == proc.pid and info["started"] <= time.time()
+    assert info["process_start"] == process_start(proc.pid)  # names this process, not whoever gets its pid later
     assert processes.request_stop(7)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0 and "stopped: job 7 stopped by the sweeper" in out
@@ -69,3 +71,26 @@ def test_nothing_is_signalled_for_a_job_that_is_not_running(tmp_path):
     # a job file naming this very process (the basic launcher runs jobs in the sweeper) is never signalled
     (tmp_path / "6.json").write_text(f'{{"pid": {os.getpid()}, "host": "{socket.gethostname()}", "started": 0}}')
     assert not processes.request_stop(6) and not processes.kill(6)
+
+
+def test_a_pid_reused_by_another_process_is_never_signalled(tmp_path):
+    # A job killed before it could remove its file leaves its pid behind; once the kernel gives that pid to
+    # another process, the file's process start time no longer matches and nothing is sent.
+    other = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        start = process_start(other.pid)
+        assert start is not None and start == process_start(other.pid)
+        stale = {"pid": other.pid, "host": socket.gethostname(), "started": 0, "process_start": str(int(start) - 1)}
+        (tmp_path / "8.json").write_text(json.dumps(stale))
+        processes = JobProcesses(tmp_path)
+        assert not processes.request_stop(8) and not processes.kill(8)
+        assert other.poll() is None  # untouched
+        (tmp_path / "8.json").write_text(json.dumps({**stale, "process_start": start}))  # its own record
+        assert processes.kill(8)
+        other.wait(timeout=120)
+        assert other.returncode == -9
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.wait()
+

@@ -2,7 +2,7 @@
 
 A Hydra callback (:class:`JobProcessCallback`, added to the launcher's callbacks by the sweeper) runs in
 the job's own process on every launcher: at job start it writes ``<jobs_dir>/<job number>.json`` (pid,
-host, Slurm job id, start time) and installs a ``SIGUSR1`` handler; at job end it removes the file.
+host, Slurm job id, start time, the kernel's start time of the process) and installs a ``SIGUSR1`` handler; at job end it removes the file.
 
 To stop a job, the sweeper writes ``<job number>.stop`` and sends ``SIGUSR1``: the handler raises
 :class:`JobStopped` in the job only if the stop file names *its* job, so a signal that arrives late at a
@@ -30,6 +30,17 @@ from hydra.experimental.callback import Callback
 log = logging.getLogger(__name__)
 
 JOBS_DIR = ".hpo_jobs"
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started, as the kernel counts it (``/proc/<pid>/stat`` field 22, clock ticks
+    since boot), or None where there is no ``/proc`` (macOS) or no such process. A pid is reused once its
+    process has ended; the pair (pid, start) names one process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2:].split()[19]  # fields after "pid (comm) ": state is field 3
 
 
 class JobStopped(Exception):
@@ -65,7 +76,7 @@ class JobProcessCallback(Callback):
 
             self._previous = signal.signal(signal.SIGUSR1, stop)
         info = {"pid": os.getpid(), "host": socket.gethostname(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-                "started": time.time()}
+                "started": time.time(), "process_start": process_start(os.getpid())}
         path = Path(self.jobs_dir) / f"{num}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -100,6 +111,9 @@ class JobProcesses:
         info = self.info(job_idx)
         if info is None or info.get("host") != socket.gethostname() or int(info["pid"]) == os.getpid():
             return False
+        if info.get("process_start") is not None and process_start(int(info["pid"])) != info["process_start"]:
+            return False  # the job's process has ended (killed before it could remove its file); the pid may
+            # belong to another process by now, which must never get the signal
         try:
             os.kill(int(info["pid"]), signum)
         except ProcessLookupError:
