@@ -1,0 +1,68 @@
+"""How fast could a searcher that knew the good region be? Replays a table restricted to its top-K rows.
+
+    python benchmarks/region_oracle.py --table benchmarks/tables/lenet_digits.jsonl --space lenet_digits --top 40,80
+
+The "region" is the K rows with the lowest mean validation error over the second half of training (what a
+model could learn from full runs, noise averaged out). Random search, ASHA and ASHA's stopping type with
+r_min=2, eta=2 then run on those rows only, with the simulator, workers, budget and job overhead of
+model_based.py, and the time to the *whole* table's top-1% target is printed (median over seeds, hit rate),
+beside the same algorithms on the whole table. The gap between a learning searcher's time and the oracle's
+is what better region finding could still win; the oracle is not an algorithm (it reads the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compare import add_common_arguments, default_budget, half_time, load_table, overrides_runner, time_to  # noqa: E402
+from hydra_hpo.table import Table  # noqa: E402
+
+ALGORITHMS = {"random": ["hpo=random"], "asha": ["hpo=asha"],
+              "asha stopping r_min=2 eta=2": ["hpo=asha", "hpo.type=stopping", "hpo.r_min=2", "hpo.eta=2"]}
+
+
+def top_rows(table: Table, k: int) -> Table:
+    """The ``k`` rows with the lowest mean validation error over the second half of their epochs."""
+    errors = np.nan_to_num(np.asarray(table.val_error, dtype=float), nan=np.inf)
+    keep = np.argsort(errors[:, table.epochs // 2:].mean(1), kind="stable")[:k]
+    return Table([table.configs[i] for i in keep], np.asarray(table.val_error)[keep],
+                 np.asarray(table.elapsed)[keep])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    parser.add_argument("--top", default="40,80", help="comma-separated K: sizes of the region")
+    args = parser.parse_args(argv)
+    logging.getLogger("hydra_hpo").setLevel(logging.ERROR)
+    table, space = load_table(args)
+    budget = default_budget(table)
+    final = table.final_errors()
+    target = float(np.quantile(final[np.isfinite(final)], 0.01))
+    reaches = np.nan_to_num(np.asarray(table.val_error, dtype=float), nan=np.inf).min(1) <= target
+    print(f"{args.table.name}: {args.seeds} seeds, {args.workers} workers, budget {budget:g} s, job overhead "
+          f"{args.job_overhead:g} s ({args.continue_overhead:g} s continuing), top-1% target {target:.4f} "
+          f"(reached at some epoch by {int(reaches.sum())} of {len(table)} rows)")
+    print("| rows | reach the target | algorithm | median s to 1% | hit 1% |\n|---|---|---|---|---|")
+    for k in [int(k) for k in args.top.split(",")] + [len(table)]:
+        region = top_rows(table, k) if k < len(table) else table
+        good = int((np.nan_to_num(np.asarray(region.val_error, dtype=float), nan=np.inf).min(1) <= target).sum())
+        for name, overrides in ALGORITHMS.items():
+            run = overrides_runner(overrides, region, space, args.workers, budget, args.incumbent, args.job_overhead,
+                                   args.continue_overhead)
+            times = [time_to(run(seed).trace, target) for seed in range(args.seeds)]
+            label = f"top {k}" if k < len(table) else f"all {k}"
+            print(f"| {label} | {good} | {name} | {half_time(times):.1f} | {np.mean(np.isfinite(times)):.2f} |",
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
