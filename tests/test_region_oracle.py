@@ -1,0 +1,42 @@
+"""benchmarks/region_oracle.py: the region is the rows best over the second half of training, and it runs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import region_oracle  # noqa: E402
+from hydra_hpo.table import Table  # noqa: E402
+
+
+def test_the_region_is_the_rows_best_over_the_second_half():
+    # row 0 is best at epoch 1 only, row 2 best late: the region of one row is row 2
+    table = Table([{"x": 0.1}, {"x": 0.5}, {"x": 0.9}],
+                  [[0.1, 0.9, 0.9, 0.9], [0.5, 0.5, 0.5, 0.5], [0.9, 0.8, 0.2, 0.3]],
+                  [[1, 2, 3, 4]] * 3)
+    assert [c["x"] for c in region_oracle.top_rows(table, 1).configs] == [0.9]
+    assert [c["x"] for c in region_oracle.top_rows(table, 2).configs] == [0.9, 0.5]
+    assert np.array_equal(region_oracle.top_rows(table, 1).val_error[0], [0.9, 0.8, 0.2, 0.3])
+
+
+@pytest.fixture
+def script_logging():
+    """The script quiets the hydra_hpo logger (its output is a table); tests after this one need it back."""
+    logger = logging.getLogger("hydra_hpo")
+    level = logger.level
+    yield
+    logger.setLevel(level)
+
+
+def test_it_prints_a_row_per_region_and_algorithm(capsys, script_logging):
+    assert region_oracle.main(["--rows", "60", "--seeds", "2", "--top", "10"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| top 10") or
+            line.startswith("| all 60")]
+    assert len(rows) == 2 * len(region_oracle.ALGORITHMS)
