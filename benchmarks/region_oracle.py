@@ -28,10 +28,19 @@ ALGORITHMS = {"random": ["hpo=random"], "asha": ["hpo=asha"],
               "asha stopping r_min=2 eta=2": ["hpo=asha", "hpo.type=stopping", "hpo.r_min=2", "hpo.eta=2"]}
 
 
+def errors(table: Table) -> np.ndarray:
+    """The table's validation errors, a diverged epoch (NaN) as infinitely bad."""
+    return np.nan_to_num(np.asarray(table.val_error, dtype=float), nan=np.inf)
+
+
+def rows_reaching(table: Table, target: float) -> int:
+    """How many rows reach ``target`` after some epoch."""
+    return int((errors(table).min(1) <= target).sum())
+
+
 def top_rows(table: Table, k: int) -> Table:
     """The ``k`` rows with the lowest mean validation error over the second half of their epochs."""
-    errors = np.nan_to_num(np.asarray(table.val_error, dtype=float), nan=np.inf)
-    keep = np.argsort(errors[:, table.epochs // 2:].mean(1), kind="stable")[:k]
+    keep = np.argsort(errors(table)[:, table.epochs // 2:].mean(1), kind="stable")[:k]
     return Table([table.configs[i] for i in keep], np.asarray(table.val_error)[keep],
                  np.asarray(table.elapsed)[keep])
 
@@ -46,14 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     budget = default_budget(table)
     final = table.final_errors()
     target = float(np.quantile(final[np.isfinite(final)], 0.01))
-    reaches = np.nan_to_num(np.asarray(table.val_error, dtype=float), nan=np.inf).min(1) <= target
     print(f"{args.table.name}: {args.seeds} seeds, {args.workers} workers, budget {budget:g} s, job overhead "
           f"{args.job_overhead:g} s ({args.continue_overhead:g} s continuing), top-1% target {target:.4f} "
-          f"(reached at some epoch by {int(reaches.sum())} of {len(table)} rows)")
+          f"(reached at some epoch by {rows_reaching(table, target)} of {len(table)} rows)")
     print("| rows | reach the target | algorithm | median s to 1% | hit 1% |\n|---|---|---|---|---|")
     for k in [int(k) for k in args.top.split(",")] + [len(table)]:
         region = top_rows(table, k) if k < len(table) else table
-        good = int((np.nan_to_num(np.asarray(region.val_error, dtype=float), nan=np.inf).min(1) <= target).sum())
+        good = rows_reaching(region, target)
         for name, overrides in ALGORITHMS.items():
             run = overrides_runner(overrides, region, space, args.workers, budget, args.incumbent, args.job_overhead,
                                    args.continue_overhead)

@@ -1,3 +1,4 @@
+import logging
 import os
 import signal
 import sys
@@ -17,6 +18,15 @@ os.environ["CUDA_VISIBLE_DEVICES"] = ""
 # Ctrl-C tests send SIGINT to a sweep: when the suite runs as a background job (`bash .ci/run &`), SIGINT is
 # ignored and every process started from here would inherit that; Python's handler resets to the default in a child.
 signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture
+def script_logging():
+    """Benchmark scripts quiet the hydra_hpo logger (their output is a table); tests after one need it back."""
+    logger = logging.getLogger("hydra_hpo")
+    level = logger.level
+    yield
+    logger.setLevel(level)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ same table, simulated clock and per-job overhead as ours."""
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -26,15 +25,6 @@ from hydra_hpo.table import Table  # noqa: E402
 
 SPACE = SearchSpace({"x": Float("x", 0.0, 1.0)})
 TABLES = REPO / "benchmarks" / "tables"
-
-
-@pytest.fixture
-def script_logging():
-    """The scripts quiet the hydra_hpo logger (their output is a table); tests after this one need it back."""
-    logger = logging.getLogger("hydra_hpo")
-    level = logger.level
-    yield
-    logger.setLevel(level)
 
 
 def even_table(rows: int = 40, epochs: int = 3) -> Table:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -24,15 +22,6 @@ def test_the_region_is_the_rows_best_over_the_second_half():
     assert [c["x"] for c in region_oracle.top_rows(table, 1).configs] == [0.9]
     assert [c["x"] for c in region_oracle.top_rows(table, 2).configs] == [0.9, 0.5]
     assert np.array_equal(region_oracle.top_rows(table, 1).val_error[0], [0.9, 0.8, 0.2, 0.3])
-
-
-@pytest.fixture
-def script_logging():
-    """The script quiets the hydra_hpo logger (its output is a table); tests after this one need it back."""
-    logger = logging.getLogger("hydra_hpo")
-    level = logger.level
-    yield
-    logger.setLevel(level)
 
 
 def test_it_prints_a_row_per_region_and_algorithm(capsys, script_logging):

@@ -243,7 +243,8 @@ class HydraAsyncExecutor(Executor):
         return True
 
     def _release_parked(self) -> None:
-        """Tell every waiting process to end (none of them got its trial's next segment)."""
+        """Tell every waiting process to end (none of them got its trial's next segment). Without keep-alive
+        none ever waits: nothing to do."""
         for process, _ in self._parked.values():
             self.keep_alive.side.release(process)  # type: ignore[union-attr]
         self._parked.clear()
@@ -282,8 +283,7 @@ class HydraAsyncExecutor(Executor):
             self._done.put((job, None, exc, started, self.clock()))
 
     def wait(self) -> list[JobResult]:
-        if self.keep_alive is not None:
-            self._release_parked()  # the tuner handed none of them a segment
+        self._release_parked()  # the tuner handed none of them a segment
         results: list[JobResult] = self._expired()  # also when other jobs keep finishing
         # short timeouts: Ctrl-C is seen promptly; a waiting job's result within a few milliseconds (one file
         # check per running job each round: rounds are longer when many jobs run, as on a shared file system)
@@ -380,12 +380,10 @@ class HydraAsyncExecutor(Executor):
                             "waiting for its launcher to end it")
 
     def close(self) -> None:
-        if self.keep_alive is not None:
-            self._release_parked()
+        self._release_parked()
 
     def shutdown(self) -> list[JobResult]:
-        if self.keep_alive is not None:
-            self._release_parked()
+        self._release_parked()
         now = self.clock()
         results = [
             JobResult(job=job, status=INTERRUPTED, started=started, finished=now, error="sweep interrupted")
