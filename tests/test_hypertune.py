@@ -139,8 +139,12 @@ def test_preset_in_the_simulator_moves_off_a_misleading_first_epoch() -> None:
     assert first.best.value < 0.2  # it found the good region despite the first epoch
 
 
-def finish(scheduler: HyperTuneScheduler, job, loss: float, overhead: float, clock: float) -> float:
-    """Report ``job`` as taking ``overhead + epochs`` seconds from ``clock``; returns the new clock."""
+def finish(scheduler: HyperTuneScheduler, job, loss: float, overhead: float, clock: float,
+           later_overhead: float | None = None) -> float:
+    """Report ``job`` as taking ``overhead + epochs`` seconds from ``clock`` (``later_overhead + epochs`` for a
+    trial's later job, when given); returns the new clock."""
+    if later_overhead is not None and job.previous_resource > 0:
+        overhead = later_overhead
     end = clock + overhead + job.epochs
     scheduler.on_result(JobResult(job=job, status=COMPLETED, value=loss, started=clock, finished=end))
     return end
@@ -156,7 +160,7 @@ def test_job_overhead_is_measured_and_shifts_weight_to_brackets_with_fewer_jobs(
     clock = 0.0
     while (job := scheduler.next_job()) is not None and job is not WAIT:
         clock = finish(scheduler, job, consistent(job.config, job.resource), overhead, clock)
-    assert scheduler.job_overhead_epochs() == pytest.approx(overhead)
+    assert scheduler.job_overhead_epochs() == pytest.approx((overhead, overhead))
     epochs = np.array([1 + 2 / 3 + 6 / 9, 3 + 6 / 3, 9])
     jobs = np.array([1 + 1 / 3 + 1 / 9, 1 + 1 / 3, 1])
     assert scheduler.cost_correction() == pytest.approx(epochs / (epochs + overhead * jobs))
@@ -166,3 +170,27 @@ def test_job_overhead_is_measured_and_shifts_weight_to_brackets_with_fewer_jobs(
         assert weights == pytest.approx(hyperband)
     else:
         assert weights[0] < hyperband[0] and weights[2] > hyperband[2]
+
+
+def test_a_promotion_that_continues_the_waiting_process_is_charged_its_own_overhead() -> None:
+    """With keep-alive a promotion continues the trial's job process: first jobs cost ``2 + epochs``
+    seconds, later ones ``0.1 + epochs``. Both overheads are measured, and a bracket is charged one start-up
+    per trial and the small overhead per promotion (the old single intercept mixed the two)."""
+    scheduler = HyperTuneScheduler(CountingSearcher(), 40, r_min=1, r_max=9, eta=3)
+    clock = 0.0
+    while (job := scheduler.next_job()) is not None and job is not WAIT:
+        clock = finish(scheduler, job, consistent(job.config, job.resource), 2.0, clock, later_overhead=0.1)
+    assert scheduler.job_overhead_epochs() == pytest.approx((2.0, 0.1))
+    epochs = np.array([1 + 2 / 3 + 6 / 9, 3 + 6 / 3, 9])
+    promotions = np.array([1 / 3 + 1 / 9, 1 / 3, 0])
+    assert scheduler.cost_correction() == pytest.approx(epochs / (epochs + 2.0 + 0.1 * promotions))
+
+
+def test_no_overhead_is_fitted_before_job_lengths_determine_it() -> None:
+    """Only first jobs of one length: the start-up and the per-epoch cost cannot be told apart."""
+    scheduler = HyperTuneScheduler(CountingSearcher(), 40, r_min=1, r_max=9, eta=3)
+    assert scheduler.job_overhead_epochs() == (0.0, 0.0)
+    job = scheduler.next_job()
+    finish(scheduler, job, 0.5, 2.0, 0.0)
+    assert scheduler.job_overhead_epochs() == (0.0, 0.0)
+    assert scheduler.cost_correction() == pytest.approx(np.ones(3))

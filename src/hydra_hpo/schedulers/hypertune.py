@@ -37,9 +37,11 @@ class HyperTuneScheduler(MultiFidelityScheduler):
     - ``hyperband_b`` is Hyperband's bracket size (:func:`bracket_size`), the trials synchronous
       Hyperband starts in it (Syne Tune's default bracket distribution): the same budget per bracket,
       counted in epochs;
-    - ``cost_b`` (:meth:`cost_correction`) turns that into the same budget in seconds: every job also
-      pays a start-up, measured online as the intercept of seconds against epochs over the finished
-      jobs, and the cheap brackets run the most jobs per epoch (``1`` when jobs cost only their epochs);
+    - ``cost_b`` (:meth:`cost_correction`) turns that into the same budget in seconds: a trial's first job
+      pays a start-up and each later job of it (a promotion) its own overhead, both measured online
+      (:meth:`job_overhead_epochs`), and the cheap brackets run the most jobs per epoch (``1`` when jobs
+      cost only their epochs). The two differ when a promotion continues the trial's waiting job process
+      (``hpo.keep_alive``) instead of starting a new one;
     - ``trust_b`` (:meth:`rung_trust`): how far rung ``b``'s ranking stands for the top rung's, from
       Kendall's tau between the losses at rung ``b`` and at the highest rung that shares at least
       ``min_pairs`` trials with it. Those trials are the ones promoted out of rung ``b``, so tau measures
@@ -81,7 +83,8 @@ class HyperTuneScheduler(MultiFidelityScheduler):
         self._at_rung: list[dict[int, float]] = [{} for _ in self.levels]
         self._in_flight: set[int] = set()
         self.bracket_counts = [0] * len(self.levels)  # trials started per bracket
-        self._jobs: list[tuple[int, float]] = []  # (epochs, busy seconds) of every finished job
+        # (epochs, busy seconds, whether it was the trial's first job) of every finished job
+        self._jobs: list[tuple[int, float, bool]] = []
 
     # weights -----------------------------------------------------------------------------------
 
@@ -117,20 +120,32 @@ class HyperTuneScheduler(MultiFidelityScheduler):
                 trust[k] = min(1.0, max(0.0, tau + tau_null_se(n))) * trust[j]
         return trust
 
-    def job_overhead_epochs(self) -> float:
-        """A job's fixed cost (start-up) in epochs: ``a / b`` of the least-squares line ``seconds = a + b *
-        epochs`` through the finished jobs' busy seconds; 0 until jobs of two lengths have finished."""
-        if len({epochs for epochs, _ in self._jobs}) < 2:
-            return 0.0
-        epochs, seconds = np.array(self._jobs, dtype=float).T
-        slope, intercept = np.polyfit(epochs, seconds, 1)
-        return max(0.0, intercept) / slope if slope > 0 else 0.0
+    def job_overhead_epochs(self) -> tuple[float, float]:
+        """``(first, later)``: the fixed cost in epochs of a trial's first job (its start-up) and of each
+        later job (a promotion: a new job that restores the checkpoint, or a continuation of the waiting job
+        process), from the least-squares fit ``seconds = a_first + b * epochs`` (first jobs) and
+        ``a_later + b * epochs`` (later jobs, same ``b``) through the finished jobs' busy seconds; ``(0, 0)``
+        until epochs and seconds determine the fit. ``later`` is ``first`` until a later job has finished."""
+        jobs = np.array(self._jobs, dtype=float).reshape(-1, 3)
+        epochs, seconds, first = jobs.T
+        groups = [group for group in (first == 1, first == 0) if group.any()]
+        design = np.column_stack([*(group.astype(float) for group in groups), epochs])
+        if len(jobs) == 0 or np.linalg.matrix_rank(design) < design.shape[1]:
+            return 0.0, 0.0
+        *intercepts, slope = np.linalg.lstsq(design, seconds, rcond=None)[0]
+        if slope <= 0:
+            return 0.0, 0.0
+        overheads = [max(0.0, a) / slope for a in intercepts]
+        if not (first == 1).any():
+            return overheads[0], overheads[0]
+        return overheads[0], overheads[-1]
 
     def cost_correction(self) -> np.ndarray:
         """Per bracket, its expected epochs per started trial over its expected cost in epochs with the
-        job overhead added (``1`` for every bracket when jobs cost nothing but their epochs). Hyperband's
-        sizes give each bracket the same budget in epochs; times this, the same budget in seconds."""
-        overhead = self.job_overhead_epochs()
+        job overheads added: one first job, and a later job per promotion (``1`` for every bracket when
+        jobs cost nothing but their epochs). Hyperband's sizes give each bracket the same budget in epochs;
+        times this, the same budget in seconds."""
+        first, later = self.job_overhead_epochs()
         ratios = np.ones(len(self.levels))
         for b in range(len(self.levels)):
             epochs = jobs = 0.0
@@ -138,7 +153,7 @@ class HyperTuneScheduler(MultiFidelityScheduler):
                 reach = float(self.eta) ** (b - i)  # the share of the bracket's trials promoted to rung i
                 epochs += reach * (self.levels[i] - (self.levels[i - 1] if i > b else 0))
                 jobs += reach
-            ratios[b] = epochs / (epochs + overhead * jobs)
+            ratios[b] = epochs / (epochs + first + later * (jobs - 1))
         return ratios
 
     def bracket_weights(self) -> np.ndarray:
@@ -185,7 +200,7 @@ class HyperTuneScheduler(MultiFidelityScheduler):
             raise ValueError(f"unexpected result of trial {job.trial_id} at resource {job.resource}")
         self._in_flight.discard(job.trial_id)
         if result.finished > result.started:
-            self._jobs.append((job.epochs, result.finished - result.started))
+            self._jobs.append((job.epochs, result.finished - result.started, job.previous_resource == 0))
         loss = rank_value(result)
         rung = self.levels.index(job.resource)
         if loss is not None and not isinstance(loss, Point) and np.isfinite(loss):
