@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -259,3 +260,21 @@ def test_command_line_charges_the_configured_job_overhead(tmp_path):
     charged = run_from_config(config, tmp_path / "a")
     free = run_from_config({**config, "job_overhead_seconds": 0}, tmp_path / "b")
     assert charged.wallclock == pytest.approx(free.wallclock + 2 * DEFAULT_JOB_OVERHEAD_SECONDS)
+
+
+def test_trials_csv_gives_each_trial_its_best_epoch_beside_its_last(tmp_path):
+    """The incumbent counts a trial's best epoch; trials.csv shows it next to the last epoch's value."""
+    space = SearchSpace([Float("x", 0.0, 1.0)])
+    table = Table([{"x": 0.5}], [[0.5, 0.3, 0.4]], [[1.0, 2.0, 3.0]])
+    simulate({"searcher": "random", "scheduler": "fifo"}, space, table, n_workers=1, n_trials=1, output_dir=tmp_path)
+    with open(tmp_path / "trials.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert (row["value"], row["best_value"], row["best_epoch"], row["epochs"]) == ("0.4", "0.3", "2", "3")
+
+
+def test_best_epoch_follows_the_mode_and_skips_diverged_epochs():
+    from hydra_hpo.results import best_epoch
+
+    assert best_epoch([0.5, float("nan"), 0.2, 0.2]) == (0.2, 3)
+    assert best_epoch([0.5, 0.9, None, 0.7], mode="max") == (0.9, 2)
+    assert best_epoch([float("nan")]) is None

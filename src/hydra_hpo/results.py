@@ -25,8 +25,20 @@ def _fmt(value: Any) -> Any:
     return "" if value is None else value
 
 
-def trials_table(outcome: SweepOutcome) -> str:
-    """CSV text: one row per trial with its parameters, status, metric, epochs and seconds."""
+def best_epoch(curve: list[float], mode: str = "min") -> tuple[float, int] | None:
+    """``(value, epoch)``: the best finite metric in a per-epoch ``curve`` (epochs count from 1; ties go to
+    the earlier epoch), or ``None`` when no epoch has a finite value."""
+    finite = [(v if mode == "min" else -v, epoch) for epoch, v in enumerate(curve, 1)
+              if v is not None and math.isfinite(v)]
+    if not finite:
+        return None
+    value, epoch = min(finite)
+    return (value if mode == "min" else -value), epoch
+
+
+def trials_table(outcome: SweepOutcome, mode: str = "min") -> str:
+    """CSV text: one row per trial with its parameters, status, metric (at its last epoch, and its best
+    over the epochs it trained, ``mode`` deciding which is best), epochs and seconds."""
     param_names: list[str] = []
     for record in outcome.trials.values():
         for name in record.config:
@@ -38,15 +50,17 @@ def trials_table(outcome: SweepOutcome) -> str:
     lineage = changing_keys(outcome.trials) if has_lineage(outcome.trials) else None
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["trial_id", *param_names, "status", "value", "epochs", "seconds", "overhead_seconds",
+    writer.writerow(["trial_id", *param_names, "status", "value", "best_value", "best_epoch", "epochs", "seconds",
+                     "overhead_seconds",
                      "started", "finished", "jobs", "seed", "error", *(["lineage"] if lineage is not None else [])])
     for trial_id in sorted(outcome.trials):
         record = outcome.trials[trial_id]
         started = min((s.started for s in record.segments), default=None)
         finished = max((s.finished for s in record.segments), default=None)
+        best = best_epoch(record.curve, mode)
         writer.writerow([
             trial_id, *[_fmt(record.config.get(name)) for name in param_names], record.status,
-            _fmt(record.value), record.resource, _fmt(record.seconds), _fmt(record.overhead_seconds),
+            _fmt(record.value), *((_fmt(best[0]), best[1]) if best else ("", "")), record.resource, _fmt(record.seconds), _fmt(record.overhead_seconds),
             _fmt(started), _fmt(finished),
             " ".join(str(s.job_idx) for s in record.segments), record.seed,
             record.error.strip().splitlines()[0] if record.error else "",
@@ -119,7 +133,7 @@ def write_summary(outcome: SweepOutcome, sweep_dir: str | os.PathLike, metric: s
         from hydra_hpo.pareto import write_pareto
 
         summary.update(write_pareto(outcome, sweep_dir, plots=plots))
-    atomic_write_text(sweep_dir / TRIALS_CSV, trials_table(outcome))
+    atomic_write_text(sweep_dir / TRIALS_CSV, trials_table(outcome, mode))
     atomic_write_text(sweep_dir / RESULTS_YAML, OmegaConf.to_yaml(OmegaConf.create(summary)))
     if plots:
         from hydra_hpo.plots import plot_curves, plot_incumbent
