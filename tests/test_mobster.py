@@ -14,7 +14,7 @@ from fakes import best_found
 from hydra_hpo.errors import SettingsError
 from hydra_hpo.searchers import GPSearcher, MobsterSearcher, build_searcher
 from hydra_hpo.searchers.gaussian_process import quantile_normal
-from hydra_hpo.space import Float, SearchSpace
+from hydra_hpo.space import Categorical, Float, SearchSpace
 
 SPACE = SearchSpace([Float("x", 0.0, 1.0), Float("y", 0.0, 1.0)])
 
@@ -90,6 +90,16 @@ def test_exclusion_radius_is_that_of_n_balls_filling_the_unit_cube() -> None:
         assert math.isclose(n * math.pi * GPSearcher.exclusion_radius(n, 2) ** 2, 1.0)
         assert math.isclose(n * 4 / 3 * math.pi * GPSearcher.exclusion_radius(n, 3) ** 3, 1.0)
     assert GPSearcher.exclusion_radius(1000, 6) < GPSearcher.exclusion_radius(100, 6)
+
+
+def test_the_auto_radius_fills_one_unit_cube_per_combination_of_categorical_values() -> None:
+    """Configurations that differ in a categorical lie sqrt(2) apart in its one-hot features whatever the
+    radius, so its features add no volume: the balls fill the numeric parameters' cube once per choice."""
+    mixed = GPSearcher(SearchSpace([Float("x", 0.0, 1.0), Float("y", 0.0, 1.0), Categorical("c", ["a", "b", "c"])]))
+    for n in (1, 10, 300):
+        assert math.isclose(n * math.pi * mixed._auto_radius(n) ** 2, 3.0)
+    assert mixed._auto_radius(100) < GPSearcher.exclusion_radius(100, 5)  # as if the 3 one-hot features were numeric
+    assert GPSearcher(SearchSpace([Categorical("c", ["a", "b"])]))._auto_radius(1) == 0.0
 
 
 def test_on_a_piecewise_constant_objective_the_radius_finds_more_distinct_cells_and_a_better_one() -> None:
