@@ -51,8 +51,8 @@ def trials_table(outcome: SweepOutcome, mode: str = "min") -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["trial_id", *param_names, "status", "value", "best_value", "best_epoch", "epochs", "seconds",
-                     "overhead_seconds",
-                     "started", "finished", "jobs", "seed", "error", *(["lineage"] if lineage is not None else [])])
+                     "overhead_seconds", "started", "finished", "jobs", "seed", "error",
+                     *(["lineage"] if lineage is not None else [])])
     for trial_id in sorted(outcome.trials):
         record = outcome.trials[trial_id]
         started = min((s.started for s in record.segments), default=None)
@@ -60,7 +60,8 @@ def trials_table(outcome: SweepOutcome, mode: str = "min") -> str:
         best = best_epoch(record.curve, mode)
         writer.writerow([
             trial_id, *[_fmt(record.config.get(name)) for name in param_names], record.status,
-            _fmt(record.value), *((_fmt(best[0]), best[1]) if best else ("", "")), record.resource, _fmt(record.seconds), _fmt(record.overhead_seconds),
+            _fmt(record.value), *((_fmt(best[0]), best[1]) if best else ("", "")), record.resource,
+            _fmt(record.seconds), _fmt(record.overhead_seconds),
             _fmt(started), _fmt(finished),
             " ".join(str(s.job_idx) for s in record.segments), record.seed,
             record.error.strip().splitlines()[0] if record.error else "",

@@ -56,10 +56,10 @@ class GPSearcher(ModelBasedSearcher):
     configurations that differ in a categorical lie >= sqrt(2) apart in its one-hot features anyway; 0.26 for
     300 configurations of 5 numeric parameters and one categorical of 2), so the model cannot pile its
     suggestions up next to the incumbent: a noisy training run near a tried one teaches little (and on a
-    recorded table it replays the same row), while the radius shrinks as the sweep grows. ``0`` turns it off (a smooth, noise-free loss
-    is then refined to any precision). ``output_warping="quantile"`` fits the GP on the normal scores of the
-    losses' ranks (:func:`~hydra_hpo.searchers.gaussian_process.quantile_normal`) instead of the
-    standardized losses; ``random_fraction`` of the suggestions are random draws.
+    recorded table it replays the same row), while the radius shrinks as the sweep grows. ``0`` turns it off
+    (a smooth, noise-free loss is then refined to any precision). ``output_warping="quantile"`` fits the GP
+    on the normal scores of the losses' ranks (:func:`~hydra_hpo.searchers.gaussian_process.quantile_normal`)
+    instead of the standardized losses; ``random_fraction`` of the suggestions are random draws.
     """
 
     def __init__(
