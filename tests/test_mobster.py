@@ -13,6 +13,7 @@ from fakes import best_found
 
 from hydra_hpo.errors import SettingsError
 from hydra_hpo.searchers import GPSearcher, MobsterSearcher, build_searcher
+from hydra_hpo.searchers.exclusion import auto_radius, exclusion_radius
 from hydra_hpo.searchers.gaussian_process import quantile_normal
 from hydra_hpo.space import Categorical, Float, SearchSpace
 
@@ -75,7 +76,7 @@ def test_model_suggestions_keep_the_exclusion_radius_from_every_tried_configurat
             if trial_id >= 10:
                 config = searcher.configs[trial_id]
                 nearest = np.sqrt(((tried - [config["x"], config["y"]]) ** 2).sum(1)).min()
-                ratios.append(nearest / GPSearcher.exclusion_radius(len(tried), 2))
+                ratios.append(nearest / exclusion_radius(len(tried), 2))
             if trial_id >= 2:
                 searcher.observe(trial_id - 2, 1, loss(searcher.configs[trial_id - 2]))
         return ratios
@@ -87,19 +88,19 @@ def test_model_suggestions_keep_the_exclusion_radius_from_every_tried_configurat
 
 def test_exclusion_radius_is_that_of_n_balls_filling_the_unit_cube() -> None:
     for n in (1, 10, 300):
-        assert math.isclose(n * math.pi * GPSearcher.exclusion_radius(n, 2) ** 2, 1.0)
-        assert math.isclose(n * 4 / 3 * math.pi * GPSearcher.exclusion_radius(n, 3) ** 3, 1.0)
-    assert GPSearcher.exclusion_radius(1000, 6) < GPSearcher.exclusion_radius(100, 6)
+        assert math.isclose(n * math.pi * exclusion_radius(n, 2) ** 2, 1.0)
+        assert math.isclose(n * 4 / 3 * math.pi * exclusion_radius(n, 3) ** 3, 1.0)
+    assert exclusion_radius(1000, 6) < exclusion_radius(100, 6)
 
 
 def test_the_auto_radius_fills_one_unit_cube_per_combination_of_categorical_values() -> None:
     """Configurations that differ in a categorical lie sqrt(2) apart in its one-hot features whatever the
     radius, so its features add no volume: the balls fill the numeric parameters' cube once per choice."""
-    mixed = GPSearcher(SearchSpace([Float("x", 0.0, 1.0), Float("y", 0.0, 1.0), Categorical("c", ["a", "b", "c"])]))
+    mixed = SearchSpace([Float("x", 0.0, 1.0), Float("y", 0.0, 1.0), Categorical("c", ["a", "b", "c"])])
     for n in (1, 10, 300):
-        assert math.isclose(n * math.pi * mixed._auto_radius(n) ** 2, 3.0)
-    assert mixed._auto_radius(100) < GPSearcher.exclusion_radius(100, 5)  # as if the 3 one-hot features were numeric
-    assert GPSearcher(SearchSpace([Categorical("c", ["a", "b"])]))._auto_radius(1) == 0.0
+        assert math.isclose(n * math.pi * auto_radius(mixed, n) ** 2, 3.0)
+    assert auto_radius(mixed, 100) < exclusion_radius(100, 5)  # as if the 3 one-hot features were numeric
+    assert auto_radius(SearchSpace([Categorical("c", ["a", "b"])]), 1) == 0.0
 
 
 def test_on_a_piecewise_constant_objective_the_radius_finds_more_distinct_cells_and_a_better_one() -> None:

@@ -191,3 +191,42 @@ def test_parzen_density_integrates_to_one_and_samples_inside_the_cube() -> None:
     # choice 1 was observed twice of three: it is drawn most often
     counts = np.bincount((samples[:, 1] * 3).astype(int), minlength=3)
     assert counts[1] > counts[0] and counts[1] > counts[2]
+
+
+def test_tpe_exclusion_radius_keeps_model_suggestions_apart_from_tried_configurations() -> None:
+    """With ``min_distance="auto"`` hardly any suggestion lands within the auto radius of a tried
+    configuration with the same categorical value (only a random fallback may, when every candidate is
+    that close); without it TPE piles its candidates up next to its good results."""
+    from hydra_hpo.searchers.exclusion import auto_radius, far_in_unit_cube
+
+    def close_share(min_distance) -> float:
+        searcher = TPESearcher(SPACE, seed=5, n_startup=6, min_distance=min_distance)
+        close = []
+        for trial_id in range(60):
+            tried = np.stack([SPACE.to_unit(c) for c in searcher.configs.values()]) if searcher.configs else None
+            config = searcher.ask(trial_id)
+            if trial_id >= 6:
+                radius = auto_radius(SPACE, len(tried))
+                close.append(not far_in_unit_cube(SPACE, SPACE.to_unit(config)[None, :], tried, radius)[0])
+            searcher.observe(trial_id, 1, loss(config))
+        return float(np.mean(close))
+
+    assert close_share("auto") <= 0.2  # 0.07-0.15 over seeds 1, 2, 5
+    assert close_share(0) >= 0.6  # 0.85-0.89
+
+
+def test_far_in_unit_cube_measures_numeric_coordinates_within_a_categorical_value() -> None:
+    from hydra_hpo.searchers.exclusion import far_in_unit_cube
+
+    space = SearchSpace([Float("x", 0.0, 1.0), Categorical("act", ("relu", "tanh"))])
+    tried = np.array([[0.5, 0.25]])  # x = 0.5, relu (the bin [0, 0.5) of the categorical coordinate)
+    candidates = np.array([[0.55, 0.25], [0.55, 0.75], [0.8, 0.1]])  # near & relu, near & tanh, far & relu
+    assert far_in_unit_cube(space, candidates, tried, 0.1).tolist() == [False, True, True]
+    assert far_in_unit_cube(space, candidates, tried, 0.0).tolist() == [True, True, True]
+
+
+def test_tpe_min_distance_is_checked() -> None:
+    from hydra_hpo.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="min_distance=-1"):
+        TPESearcher(SPACE, min_distance=-1)

@@ -15,6 +15,7 @@ from threadpoolctl import ThreadpoolController
 
 from hydra_hpo.errors import SettingsError
 from hydra_hpo.searchers.base import ModelBasedSearcher
+from hydra_hpo.searchers.exclusion import auto_radius, check_min_distance
 from hydra_hpo.searchers.gaussian_process import (KernelParams, Posterior, fit_kernel, log_ei, log_ei_grad,
                                                   quantile_normal)
 from hydra_hpo.space import Categorical, Float, SearchSpace
@@ -51,8 +52,9 @@ class GPSearcher(ModelBasedSearcher):
 
     The best candidate at least ``min_distance`` (Euclidean, in the features) from every configuration tried
     so far, pending ones included, is suggested; when none is, a random draw. ``"auto"``: the radius of as
-    many equal balls as configurations tried that together fill the space's volume (:meth:`exclusion_radius`:
-    the unit cube of the non-categorical parameters once per combination of categorical values, since two
+    many equal balls as configurations tried that together fill the space's volume
+    (:func:`~hydra_hpo.searchers.exclusion.auto_radius`: the unit cube of the non-categorical parameters
+    once per combination of categorical values, since two
     configurations that differ in a categorical lie >= sqrt(2) apart in its one-hot features anyway; 0.26 for
     300 configurations of 5 numeric parameters and one categorical of 2), so the model cannot pile its
     suggestions up next to the incumbent: a noisy training run near a tried one teaches little (and on a
@@ -90,9 +92,7 @@ class GPSearcher(ModelBasedSearcher):
         if isinstance(random_fraction, bool) or not 0.0 <= random_fraction <= 1.0:
             raise SettingsError(f"hpo.searcher option random_fraction={random_fraction!r} must be in [0, 1]")
         self.random_fraction = float(random_fraction)
-        if min_distance != "auto" and (isinstance(min_distance, (bool, str)) or not min_distance >= 0):
-            raise SettingsError(f"hpo.searcher option min_distance={min_distance!r} must be 'auto' or a number >= 0")
-        self.min_distance = min_distance if min_distance == "auto" else float(min_distance)
+        self.min_distance = check_min_distance(min_distance)
         self.n_candidates = int(n_candidates)
         self.max_points = int(max_points)
         self.refit_growth = float(refit_growth)
@@ -142,26 +142,10 @@ class GPSearcher(ModelBasedSearcher):
         if self.min_distance == 0 or not self.configs:
             return np.ones(len(unit), dtype=bool)
         tried = np.stack([self._feature(trial_id) for trial_id in self.configs])
-        radius = self._auto_radius(len(tried)) if self.min_distance == "auto" else self.min_distance
+        radius = auto_radius(self.space, len(tried)) if self.min_distance == "auto" else self.min_distance
         features = self._features(unit)
         d2 = ((features ** 2).sum(1)[:, None] + (tried ** 2).sum(1)[None, :] - 2.0 * features @ tried.T)
         return d2.min(1) >= radius ** 2 - 1e-12
-
-    @staticmethod
-    def exclusion_radius(n: int, dim: int, cells: int = 1) -> float:
-        """The radius of ``n`` equal balls whose volumes add up to that of ``cells`` unit cubes in ``dim``
-        dimensions, ``(Gamma(dim/2 + 1) cells / (pi^(dim/2) n))^(1/dim)``: each tried configuration keeps its
-        share of the space to itself, so the exclusion shrinks as the sweep grows; ``0`` when ``dim`` is 0."""
-        if dim == 0:
-            return 0.0
-        return math.exp((math.lgamma(dim / 2 + 1) + math.log(cells) - dim / 2 * math.log(math.pi) - math.log(n)) / dim)
-
-    def _auto_radius(self, n: int) -> float:
-        """``min_distance="auto"`` after ``n`` configurations: :meth:`exclusion_radius` over the numeric
-        parameters, one unit cube per combination of categorical values (one-hot features add no volume)."""
-        numeric = sum(1 for _, p in self.space.items() if not isinstance(p, Categorical))
-        cells = math.prod(len(p.choices) for _, p in self.space.items() if isinstance(p, Categorical))
-        return self.exclusion_radius(n, numeric, cells)
 
     # -- the model ---------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from hydra_hpo.errors import SettingsError
 from hydra_hpo.searchers.base import ModelBasedSearcher
+from hydra_hpo.searchers.exclusion import auto_radius, check_min_distance, far_in_unit_cube
 from hydra_hpo.searchers.parzen import ParzenEstimator
 from hydra_hpo.searchers.split import split_order
 from hydra_hpo.space import Categorical, SearchSpace
@@ -28,7 +29,10 @@ class TPESearcher(ModelBasedSearcher):
     running configuration counts as bad, so workers spread out) form ``g(x)``. ``n_candidates`` points
     drawn from ``l`` are ranked by ``l(x) / g(x)``; the best one not suggested before wins. A fraction
     ``random_fraction`` of suggestions are random draws regardless, and ``bandwidth_factor`` widens the
-    numeric kernels the candidates are drawn with (BOHB's safeguards: 1/3 and 3).
+    numeric kernels the candidates are drawn with (BOHB's safeguards: 1/3 and 3). ``min_distance`` skips
+    candidates that close to a tried or pending configuration with the same categorical values (unit-cube
+    coordinates; ``"auto"`` as for ``gp``, :func:`~hydra_hpo.searchers.exclusion.auto_radius`; 0, the
+    default, turns it off); when every candidate is that close, a random draw.
     ``n_startup`` defaults to ``max(10, d + 1)`` for ``d`` parameters.
 
     With several objectives or constraints (the results' points, see ``Searcher.observe``) this is
@@ -50,6 +54,7 @@ class TPESearcher(ModelBasedSearcher):
         prior_weight: float = 1.0,
         random_fraction: float = 0.0,
         bandwidth_factor: float = 1.0,
+        min_distance: float | str = 0.0,
         max_retries: int = 1000,
     ) -> None:
         super().__init__(space, seed, initial_config, n_startup, max_retries)
@@ -68,6 +73,7 @@ class TPESearcher(ModelBasedSearcher):
         self.prior_weight = float(prior_weight)
         self.random_fraction = float(random_fraction)
         self.bandwidth_factor = float(bandwidth_factor)
+        self.min_distance = check_min_distance(min_distance)
         self._rng = np.random.Generator(np.random.PCG64(seed))
         self._n_choices = [len(p.choices) if isinstance(p, Categorical) else 0 for _, p in space.items()]
         self._unit: dict[int, np.ndarray] = {}  # unit-cube point of each trial's configuration
@@ -87,13 +93,24 @@ class TPESearcher(ModelBasedSearcher):
             for _ in range(_MODEL_BATCHES):
                 candidates = below.sample(self._rng, self.n_candidates, self.bandwidth_factor)
                 score = below.log_pdf(candidates) - above.log_pdf(candidates)
+                far = self._far_from_tried(candidates)
                 for index in np.argsort(-score, kind="stable"):
+                    if not far[index]:
+                        continue
                     config = self.space.from_unit(candidates[index])
                     key = self.space.key(config)
                     if key not in self._seen:
                         self._seen.add(key)
                         return config
         return super().suggest()  # random, distinct draws (None once a small space is exhausted)
+
+    def _far_from_tried(self, candidates: np.ndarray) -> np.ndarray:
+        """Whether each candidate lies at least ``min_distance`` from every configuration tried or pending
+        that has its categorical values (unit-cube coordinates of the numeric parameters)."""
+        if self.min_distance == 0 or not self.configs:
+            return np.ones(len(candidates), dtype=bool)
+        radius = auto_radius(self.space, len(self.configs)) if self.min_distance == "auto" else self.min_distance
+        return far_in_unit_cube(self.space, candidates, self._points(list(self.configs)), radius)
 
     def split(self) -> tuple[list[int], list[int]] | None:
         """Trial ids of the good and the bad observations at ``model_resource()``; ``None`` before it has
