@@ -130,15 +130,13 @@ class HyperTuneScheduler(MultiFidelityScheduler):
         epochs, seconds, first = jobs.T
         groups = [group for group in (first == 1, first == 0) if group.any()]
         design = np.column_stack([*(group.astype(float) for group in groups), epochs])
-        if len(jobs) == 0 or np.linalg.matrix_rank(design) < design.shape[1]:
+        if np.linalg.matrix_rank(design) < design.shape[1]:  # also with no jobs at all
             return 0.0, 0.0
         *intercepts, slope = np.linalg.lstsq(design, seconds, rcond=None)[0]
         if slope <= 0:
             return 0.0, 0.0
         overheads = [max(0.0, a) / slope for a in intercepts]
-        if not (first == 1).any():
-            return overheads[0], overheads[0]
-        return overheads[0], overheads[-1]
+        return overheads[0], overheads[-1]  # one group so far: the same overhead for both
 
     def cost_correction(self) -> np.ndarray:
         """Per bracket, its expected epochs per started trial over its expected cost in epochs with the

@@ -37,14 +37,22 @@ def auto_radius(space: SearchSpace, n: int) -> float:
     return exclusion_radius(n, numeric, cells)
 
 
+def radius_after(min_distance: float | str, space: SearchSpace, n: int) -> float:
+    """The exclusion radius after ``n`` configurations: :func:`auto_radius` for ``"auto"``, else the number."""
+    return auto_radius(space, n) if min_distance == "auto" else float(min_distance)
+
+
 def far_in_unit_cube(space: SearchSpace, candidates: np.ndarray, tried: np.ndarray, radius: float) -> np.ndarray:
     """Whether each candidate (rows of ``SearchSpace.to_unit`` coordinates) lies at least ``radius`` from
     every tried configuration with the same categorical values, in the numeric coordinates."""
     if radius == 0 or len(tried) == 0:
         return np.ones(len(candidates), dtype=bool)
     categorical = np.array([isinstance(p, Categorical) for _, p in space.items()])
-    sizes = np.array([len(p.choices) if isinstance(p, Categorical) else 1 for _, p in space.items()])
-    choice = lambda unit: np.minimum(np.floor(unit[:, categorical] * sizes[categorical]), sizes[categorical] - 1)  # noqa: E731
-    same = (choice(candidates)[:, None, :] == choice(tried)[None, :, :]).all(-1)
+    sizes = np.array([len(p.choices) for _, p in space.items() if isinstance(p, Categorical)])
+
+    def choices(unit: np.ndarray) -> np.ndarray:  # each categorical's choice index (its bin of [0, 1])
+        return np.minimum(np.floor(unit[:, categorical] * sizes), sizes - 1)
+
+    same = (choices(candidates)[:, None, :] == choices(tried)[None, :, :]).all(-1)
     d2 = ((candidates[:, None, ~categorical] - tried[None, :, ~categorical]) ** 2).sum(-1)
     return ~((d2 < radius ** 2 - 1e-12) & same).any(1)

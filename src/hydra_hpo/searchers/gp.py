@@ -15,7 +15,7 @@ from threadpoolctl import ThreadpoolController
 
 from hydra_hpo.errors import SettingsError
 from hydra_hpo.searchers.base import ModelBasedSearcher
-from hydra_hpo.searchers.exclusion import auto_radius, check_min_distance
+from hydra_hpo.searchers.exclusion import check_min_distance, radius_after
 from hydra_hpo.searchers.gaussian_process import (KernelParams, Posterior, fit_kernel, log_ei, log_ei_grad,
                                                   quantile_normal)
 from hydra_hpo.space import Categorical, Float, SearchSpace
@@ -54,9 +54,9 @@ class GPSearcher(ModelBasedSearcher):
     so far, pending ones included, is suggested; when none is, a random draw. ``"auto"``: the radius of as
     many equal balls as configurations tried that together fill the space's volume
     (:func:`~hydra_hpo.searchers.exclusion.auto_radius`: the unit cube of the non-categorical parameters
-    once per combination of categorical values, since two
-    configurations that differ in a categorical lie >= sqrt(2) apart in its one-hot features anyway; 0.26 for
-    300 configurations of 5 numeric parameters and one categorical of 2), so the model cannot pile its
+    once per combination of categorical values, since two configurations that differ in a categorical lie
+    >= sqrt(2) apart in its one-hot features anyway; 0.26 for 300 configurations of 5 numeric parameters
+    and one categorical of 2), so the model cannot pile its
     suggestions up next to the incumbent: a noisy training run near a tried one teaches little (and on a
     recorded table it replays the same row), while the radius shrinks as the sweep grows. ``0`` turns it off
     (a smooth, noise-free loss is then refined to any precision). ``output_warping="quantile"`` fits the GP
@@ -142,7 +142,7 @@ class GPSearcher(ModelBasedSearcher):
         if self.min_distance == 0 or not self.configs:
             return np.ones(len(unit), dtype=bool)
         tried = np.stack([self._feature(trial_id) for trial_id in self.configs])
-        radius = auto_radius(self.space, len(tried)) if self.min_distance == "auto" else self.min_distance
+        radius = radius_after(self.min_distance, self.space, len(tried))
         features = self._features(unit)
         d2 = ((features ** 2).sum(1)[:, None] + (tried ** 2).sum(1)[None, :] - 2.0 * features @ tried.T)
         return d2.min(1) >= radius ** 2 - 1e-12

@@ -10,7 +10,7 @@ import numpy as np
 
 from hydra_hpo.errors import SettingsError
 from hydra_hpo.searchers.base import ModelBasedSearcher
-from hydra_hpo.searchers.exclusion import auto_radius, check_min_distance, far_in_unit_cube
+from hydra_hpo.searchers.exclusion import check_min_distance, far_in_unit_cube, radius_after
 from hydra_hpo.searchers.parzen import ParzenEstimator
 from hydra_hpo.searchers.split import split_order
 from hydra_hpo.space import Categorical, SearchSpace
@@ -109,7 +109,7 @@ class TPESearcher(ModelBasedSearcher):
         that has its categorical values (unit-cube coordinates of the numeric parameters)."""
         if self.min_distance == 0 or not self.configs:
             return np.ones(len(candidates), dtype=bool)
-        radius = auto_radius(self.space, len(self.configs)) if self.min_distance == "auto" else self.min_distance
+        radius = radius_after(self.min_distance, self.space, len(self.configs))
         return far_in_unit_cube(self.space, candidates, self._points(list(self.configs)), radius)
 
     def split(self) -> tuple[list[int], list[int]] | None:
