@@ -272,9 +272,23 @@ def test_trials_csv_gives_each_trial_its_best_epoch_beside_its_last(tmp_path):
     assert (row["value"], row["best_value"], row["best_epoch"], row["epochs"]) == ("0.4", "0.3", "2", "3")
 
 
-def test_best_epoch_follows_the_mode_and_skips_diverged_epochs():
-    from hydra_hpo.results import best_epoch
+def test_trials_csv_and_the_incumbent_name_the_same_epoch_on_a_tie(tmp_path):
+    """Equal values at epochs 2 and 4: both name the later one, whose checkpoint holds the best value."""
+    space = SearchSpace([Float("x", 0.0, 1.0)])
+    table = Table([{"x": 0.5}], [[0.5, 0.3, 0.4, 0.3, 0.6]], [[1.0, 2.0, 3.0, 4.0, 5.0]])
+    outcome = simulate({"searcher": "random", "scheduler": "fifo"}, space, table, n_workers=1, n_trials=1,
+                       output_dir=tmp_path)
+    with open(tmp_path / "trials.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert (row["best_value"], row["best_epoch"]) == ("0.3", "4")
+    assert (outcome.best.value, outcome.best.resource) == (0.3, 4)
 
-    assert best_epoch([0.5, float("nan"), 0.2, 0.2]) == (0.2, 3)
-    assert best_epoch([0.5, 0.9, None, 0.7], mode="max") == (0.9, 2)
-    assert best_epoch([float("nan")]) is None
+
+def test_best_epoch_follows_the_mode_and_skips_diverged_epochs():
+    from hydra_hpo.results import curve_best
+
+    assert curve_best([0.5, float("nan"), 0.2, 0.3]) == (0.2, 3)
+    assert curve_best([0.5, 0.9, None, 0.7], mode="max") == (0.9, 2)
+    assert curve_best([float("nan")]) is None
+    assert curve_best([0.5, 0.2, 0.2, 0.4]) == (0.2, 3)  # a tie goes to the later epoch
+    assert curve_best([0.1, 0.9, 0.9], mode="max") == (0.9, 3)

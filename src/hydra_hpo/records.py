@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra_hpo.trial import COMPLETED, FAILURE_STATUSES, JobResult
+
+
+def best_epoch(epochs: Iterable[tuple[int, float | None]], sign: float = 1.0) -> tuple[float, int] | None:
+    """``(value, epoch)``: the best finite value of ``(epoch, value)`` pairs (``sign`` 1: the smallest, -1:
+    the largest), or ``None`` when none is finite. Ties go to the **later** epoch, whose checkpoint then holds
+    the best value; the incumbent, trials.csv and the summary all use this rule."""
+    finite = [(sign * float(value), -epoch) for epoch, value in epochs if value is not None and math.isfinite(value)]
+    if not finite:
+        return None
+    value, epoch = min(finite)
+    return sign * value, -epoch
 
 
 @dataclass

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra_hpo.atomic import atomic_write_text
+from hydra_hpo.records import best_epoch
 from hydra_hpo.tuner import SweepOutcome
 
 TRIALS_CSV = "trials.csv"
@@ -25,15 +26,10 @@ def _fmt(value: Any) -> Any:
     return "" if value is None else value
 
 
-def best_epoch(curve: list[float], mode: str = "min") -> tuple[float, int] | None:
+def curve_best(curve: list[float | None], mode: str = "min") -> tuple[float, int] | None:
     """``(value, epoch)``: the best finite metric in a per-epoch ``curve`` (epochs count from 1; ties go to
-    the earlier epoch), or ``None`` when no epoch has a finite value."""
-    finite = [(v if mode == "min" else -v, epoch) for epoch, v in enumerate(curve, 1)
-              if v is not None and math.isfinite(v)]
-    if not finite:
-        return None
-    value, epoch = min(finite)
-    return (value if mode == "min" else -value), epoch
+    the later epoch, as the incumbent's), or ``None`` when no epoch has a finite value."""
+    return best_epoch(enumerate(curve, 1), 1.0 if mode == "min" else -1.0)
 
 
 def trials_table(outcome: SweepOutcome, mode: str = "min") -> str:
@@ -57,7 +53,7 @@ def trials_table(outcome: SweepOutcome, mode: str = "min") -> str:
         record = outcome.trials[trial_id]
         started = min((s.started for s in record.segments), default=None)
         finished = max((s.finished for s in record.segments), default=None)
-        best = best_epoch(record.curve, mode)
+        best = curve_best(record.curve, mode)
         writer.writerow([
             trial_id, *[_fmt(record.config.get(name)) for name in param_names], record.status,
             _fmt(record.value), *((_fmt(best[0]), best[1]) if best else ("", "")), record.resource,

@@ -12,7 +12,7 @@ from hydra_hpo.checkpoints import CheckpointStore
 from hydra_hpo.errors import SettingsError, UserError
 from hydra_hpo.journal import Journal
 from hydra_hpo.objectives import Objectives
-from hydra_hpo.records import TrialRecord
+from hydra_hpo.records import TrialRecord, best_epoch
 from hydra_hpo.resume import ResumeLog
 from hydra_hpo.schedulers.base import WAIT, Scheduler
 from hydra_hpo.searchers.base import Searcher
@@ -391,12 +391,10 @@ class Tuner:
         """The incumbent is the best metric after any epoch this job trained (known when the job ends):
         rerunning its configuration for that many epochs reproduces it."""
         job = result.job
-        candidates = [(float(result.value), job.resource)]
-        for epoch in range(job.previous_resource + 1, min(job.resource, len(result.curve)) + 1):
-            value = result.curve[epoch - 1]
-            if value is not None and math.isfinite(value):
-                candidates.append((float(value), epoch))
-        value, epoch = min(candidates, key=lambda c: (self.sign * c[0], -c[1]))
+        epochs = range(job.previous_resource + 1, min(job.resource, len(result.curve)) + 1)
+        best = best_epoch([(job.resource, result.value), *((e, result.curve[e - 1]) for e in epochs)], self.sign)
+        assert best is not None  # a completed job's value is finite
+        value, epoch = best
         if self.best is None or self.sign * value < self.best.loss:
             self.best = Incumbent(self.sign * value, value, job.trial_id, epoch, result.finished)
 
