@@ -18,7 +18,12 @@ the row can differ from the proposal in the parameter that matters. This prints,
 3. *found*: per algorithm (``--algorithms``, conf/hpo presets, simulated as model_based.py does), the median
    number of trials started before the first target row, and the distinct target rows among the first 60
    trials (mean over seeds). Target rows found per trial is what a learning searcher adds over random search;
-   the rest of the time to the target is the scheduler's.
+   the rest of the time to the target is the scheduler's. Also the share of the workers' time before the target
+   that went to rows that never reach it and trained to the last epoch.
+4. *near misses*: rows whose best error lies within ``--near`` times the target without reaching it, and the
+   mean error over the second half of the epochs of target rows and of near misses (min, median, max). When the
+   two ranges overlap, which good row dips below the target at some epoch is mostly the luck of that epoch: a
+   searcher can find good rows, and then has to train several of them to the end.
 """
 
 from __future__ import annotations
@@ -115,11 +120,14 @@ def informed_proposals(table: Table, space: SearchSpace, share: float = 0.01, n:
 
 
 def found(hpo: dict, table: Table, space: SearchSpace, seeds: int, workers: int, budget: float,
-          job_overhead: float, continue_overhead: float) -> tuple[float, float]:
-    """``(median trials before the first target row, mean distinct target rows in the first FIRST_TRIALS)``
-    of the sweep ``hpo`` (a seed that finds none counts as all its trials)."""
-    _, reach = target_rows(table)
+          job_overhead: float, continue_overhead: float) -> tuple[float, float, float]:
+    """``(median trials before the first target row, mean distinct target rows in the first FIRST_TRIALS,
+    share of the workers' busy time before the target spent on rows that never reach it and trained to the
+    last epoch)`` of the sweep ``hpo`` (a seed that finds no target row counts as all its trials; one that never
+    reaches the target, its whole budget)."""
+    target, reach = target_rows(table)
     before, distinct = [], []
+    spent_full, spent = 0.0, 0.0
     for seed in range(seeds):
         outcome = simulate(hpo, space, table, n_workers=workers, seed=seed, budget_seconds=budget,
                            n_trials=10**9, job_overhead_seconds=job_overhead,
@@ -129,7 +137,24 @@ def found(hpo: dict, table: Table, space: SearchSpace, seeds: int, workers: int,
         rows = [table.lookup_index(r.config, space) for r in started]
         before.append(next((k for k, row in enumerate(rows) if reach[row]), len(rows)))
         distinct.append(len({row for row in rows[:FIRST_TRIALS] if reach[row]}))
-    return float(np.median(before)), float(np.mean(distinct))
+        hit = next((t for t, value in outcome.extra["anytime_trace"] if value <= target), budget)
+        for record, row in zip(started, rows):
+            busy = sum(max(0.0, min(s.finished, hit) - s.started) for s in record.segments)
+            spent += busy
+            if not reach[row] and record.resource >= table.epochs:
+                spent_full += busy
+    return float(np.median(before)), float(np.mean(distinct)), spent_full / spent if spent else 0.0
+
+
+def near_misses(table: Table, factor: float) -> tuple[int, np.ndarray, np.ndarray]:
+    """``(count, target rows' late errors, near misses' late errors)``: the rows whose best error is at most
+    ``factor`` times the target without reaching it, and each group's mean error over the second half of the
+    epochs (rows with a diverged epoch there left out)."""
+    target, reach = target_rows(table)
+    e = errors(table)
+    near = ~reach & (e.min(1) <= factor * target)
+    late = e[:, e.shape[1] // 2:].mean(1)
+    return int(near.sum()), late[reach & np.isfinite(late)], late[near & np.isfinite(late)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="part 1 again on 40 rows' errors after these epochs (what a rung teaches; '' to skip)")
     parser.add_argument("--algorithms", default="random,tpe,gp,mobster_stopping",
                         help="conf/hpo presets for part 3 ('' to skip it)")
+    parser.add_argument("--near", type=float, default=1.5, help="near misses: best error within this factor of the "
+                        "target (part 4)")
     args = parser.parse_args(argv)
     logging.getLogger("hydra_hpo").setLevel(logging.ERROR)
     table, space = load_table(args)
@@ -166,12 +193,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n3. found ({args.seeds} seeds, {args.workers} workers, budget {budget:g} s, job overhead "
               f"{args.job_overhead:g} s, {args.continue_overhead:g} s continuing)")
         print(f"| algorithm | trials before the first target row (median) | distinct target rows in the first "
-              f"{FIRST_TRIALS} trials (mean) |\n|---|---|---|")
+              f"{FIRST_TRIALS} trials (mean) | time before the target on other rows trained to the last epoch |"
+              f"\n|---|---|---|---|")
         for name in args.algorithms.split(","):
             hpo = compose([f"hpo={name}"])["hpo"]
-            first, distinct = found(hpo, table, space, args.seeds, args.workers, budget, args.job_overhead,
-                                    args.continue_overhead)
-            print(f"| {name} | {first:g} | {distinct:.2f} |")
+            first, distinct, full = found(hpo, table, space, args.seeds, args.workers, budget, args.job_overhead,
+                                          args.continue_overhead)
+            print(f"| {name} | {first:g} | {distinct:.2f} | {full:.2f} |")
+    count, late_target, late_near = near_misses(table, args.near)
+    print(f"\n4. near misses: {count} rows reach {args.near:g}x the target ({args.near * target:.4f}) and not the target; "
+          "mean error over the second half of the epochs (min, median, max):")
+    for name, late in (("target rows", late_target), ("near misses", late_near)):
+        if len(late):
+            print(f"   {name:12s} {late.min():.4f} {np.median(late):.4f} {late.max():.4f}")
     return 0
 
 

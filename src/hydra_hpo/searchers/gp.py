@@ -59,9 +59,11 @@ class GPSearcher(ModelBasedSearcher):
     and one categorical of 2), so the model cannot pile its
     suggestions up next to the incumbent: a noisy training run near a tried one teaches little (and on a
     recorded table it replays the same row), while the radius shrinks as the sweep grows. ``0`` turns it off
-    (a smooth, noise-free loss is then refined to any precision). ``output_warping="quantile"`` fits the GP
-    on the normal scores of the losses' ranks (:func:`~hydra_hpo.searchers.gaussian_process.quantile_normal`)
-    instead of the standardized losses; ``random_fraction`` of the suggestions are random draws.
+    (a smooth, noise-free loss is then refined to any precision, with ``output_warping="none"``). ``output_warping="quantile"`` (the
+    default) fits the GP on the normal scores of the losses' ranks
+    (:func:`~hydra_hpo.searchers.gaussian_process.quantile_normal`): a few diverged runs at chance level no
+    longer squeeze every good result into one end of the scale; ``"none"``: the standardized losses.
+    ``random_fraction`` of the suggestions are random draws.
     """
 
     def __init__(
@@ -73,7 +75,7 @@ class GPSearcher(ModelBasedSearcher):
         n_candidates: int = 512,
         max_points: int = 256,
         refit_growth: float = 0.1,
-        output_warping: str = "none",
+        output_warping: str = "quantile",
         random_fraction: float = 0.0,
         min_distance: float | str = "auto",
         max_retries: int = 1000,
