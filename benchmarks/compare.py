@@ -107,6 +107,14 @@ def half_time(times: list[float]) -> float:
     return ordered[math.ceil(len(ordered) / 2) - 1]
 
 
+def seconds_text(seconds: float) -> str:
+    """A median time for the tables: 2 decimals below 10 s (a table with a 20 s budget has medians of a few
+    seconds), 1 below 100 s, whole seconds above; "-" for never."""
+    if math.isinf(seconds):
+        return "-"
+    return f"{seconds:.{2 if seconds < 10 else 1 if seconds < 100 else 0}f}"
+
+
 def speedup_times(reference: list[Run], other: list[Run], budget: float) -> tuple[float, float, float]:
     """``(R, t_reference, t_other)``: R is the reference's median best at the budget, the times are those by
     which half the seeds of each reached R."""
@@ -302,7 +310,7 @@ def markdown_table(runs: dict[str, list[Run]], targets: dict[float, float], budg
         for target in targets.values():
             times = [time_to(r.trace, target) for r in seed_runs]
             median = half_time(times)
-            cells += ["-" if math.isinf(median) else f"{median:.0f}",
+            cells += [seconds_text(median),
                       f"{np.mean([math.isfinite(t) for t in times]):.2f}"]
         bests = np.array([best_at(r.trace, budget) for r in seed_runs])
         se = bests.std(ddof=1) / math.sqrt(len(bests)) if len(bests) > 1 else 0.0

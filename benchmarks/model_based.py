@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from compare import (  # noqa: E402
     OURS, Run, add_common_arguments, best_at, default_budget, half_time, load_table, overrides_runner, ratio_interval,
-    speedup_times, time_to,
+    seconds_text, speedup_times, time_to,
 )
 
 BASE = ("random", "asha", "tpe", "bohb", "gp", "mobster")
@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     budget = args.budget or default_budget(table)
     final = table.final_errors()
     target = float(np.quantile(final[np.isfinite(final)], 0.01))
+    unknown = [name for name in args.base.split(",") if name not in OURS]
+    if unknown:
+        parser.error(f"--base {unknown[0]!r}: not one of compare.py's algorithms ({', '.join(OURS)}); for another "
+                     f"preset use --variant \"{unknown[0]}=hpo={unknown[0]}\"")
     algorithms = {name: OURS[name] for name in args.base.split(",")}
     for variant in args.variant:
         name, _, overrides = variant.partition("=")
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, seed_runs in runs.items():
         times = [time_to(r.trace, target) for r in seed_runs]
         finals = np.array([best_at(r.trace, budget) for r in seed_runs])
-        cells = [name, f"{half_time(times):.0f}", f"{np.mean(np.isfinite(times)):.2f}", "", "",
+        cells = [name, seconds_text(half_time(times)), f"{np.mean(np.isfinite(times)):.2f}", "", "",
                  f"{finals.mean():.4f} ± {finals.std(ddof=1) / math.sqrt(len(finals)):.4f}"]
         if "asha" in runs:
             ratio, low, high = target_ratio(runs["asha"], seed_runs, target)

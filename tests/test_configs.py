@@ -27,7 +27,8 @@ def plan_for(*overrides: str) -> SweepPlan:
 
 @pytest.mark.parametrize("overrides", [[f"experiment={e}"] for e in EXPERIMENTS] + [[f"hpo={h}"] for h in HPO]
                          + [["model=mlp", "search_space=mlp"], ["model=lenet", "search_space=lenet"],
-                            ["model=lenet", "search_space=lenet_digits", "data.image_size=28"]])
+                            ["model=lenet", "search_space=lenet_digits", "data.image_size=28"],
+                            ["model=mlp", "search_space=mlp_holdout", "data.image_size=28"]])
 def test_config_builds_a_valid_sweep(overrides):
     plan = plan_for(*overrides)
     searcher = build_searcher(plan.settings.searcher, plan.space, seed=plan.settings.seed,
