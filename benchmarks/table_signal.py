@@ -201,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                                           args.continue_overhead)
             print(f"| {name} | {first:g} | {distinct:.2f} | {full:.2f} |")
     count, late_target, late_near = near_misses(table, args.near)
-    print(f"\n4. near misses: {count} rows reach {args.near:g}x the target ({args.near * target:.4f}) and not the target; "
-          "mean error over the second half of the epochs (min, median, max):")
+    print(f"\n4. near misses: {count} rows reach {args.near:g}x the target ({args.near * target:.4f}) and not the "
+          "target; mean error over the second half of the epochs (min, median, max):")
     for name, late in (("target rows", late_target), ("near misses", late_near)):
         if len(late):
             print(f"   {name:12s} {late.min():.4f} {np.median(late):.4f} {late.max():.4f}")

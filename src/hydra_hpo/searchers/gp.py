@@ -39,8 +39,8 @@ class GPSearcher(ModelBasedSearcher):
     """GP-BO on the space's features: numbers scaled to [0, 1] (log scale for log parameters, integers at
     their rounded values) and one-hot categoricals, so the kernel sees what a configuration really is.
 
-    The GP models the (standardized) losses of the model's rung (see :class:`ModelBasedSearcher`); failed
-    jobs and pending trials count as the worst loss seen (a constant liar, so parallel workers spread out).
+    The GP models the losses of the model's rung (see :class:`ModelBasedSearcher`), by default as the normal
+    scores of their ranks (``output_warping``, below); failed jobs and pending trials count as the worst loss seen (a constant liar, so parallel workers spread out).
     Kernel hyperparameters (one inverse squared length scale per feature, an amplitude, a noise variance,
     with Optuna's priors) are refitted by L-BFGS-B, warm-started from the previous fit, whenever the results
     grew by ``refit_growth`` (10%: every result early on, every 100th at 1,000) and reused in between (one
@@ -59,8 +59,8 @@ class GPSearcher(ModelBasedSearcher):
     and one categorical of 2), so the model cannot pile its
     suggestions up next to the incumbent: a noisy training run near a tried one teaches little (and on a
     recorded table it replays the same row), while the radius shrinks as the sweep grows. ``0`` turns it off
-    (a smooth, noise-free loss is then refined to any precision, with ``output_warping="none"``). ``output_warping="quantile"`` (the
-    default) fits the GP on the normal scores of the losses' ranks
+    (a smooth, noise-free loss is then refined to any precision, with ``output_warping="none"``).
+    ``output_warping="quantile"`` (the default) fits the GP on the normal scores of the losses' ranks
     (:func:`~hydra_hpo.searchers.gaussian_process.quantile_normal`): a few diverged runs at chance level no
     longer squeeze every good result into one end of the scale; ``"none"``: the standardized losses.
     ``random_fraction`` of the suggestions are random draws.
