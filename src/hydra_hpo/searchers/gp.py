@@ -40,7 +40,8 @@ class GPSearcher(ModelBasedSearcher):
     their rounded values) and one-hot categoricals, so the kernel sees what a configuration really is.
 
     The GP models the losses of the model's rung (see :class:`ModelBasedSearcher`), by default as the normal
-    scores of their ranks (``output_warping``, below); failed jobs and pending trials count as the worst loss seen (a constant liar, so parallel workers spread out).
+    scores of their ranks (``output_warping``, below); failed jobs and pending trials count as the worst
+    loss seen (a constant liar, so parallel workers spread out).
     Kernel hyperparameters (one inverse squared length scale per feature, an amplitude, a noise variance,
     with Optuna's priors) are refitted by L-BFGS-B, warm-started from the previous fit, whenever the results
     grew by ``refit_growth`` (10%: every result early on, every 100th at 1,000) and reused in between (one
