@@ -230,3 +230,25 @@ def test_tpe_min_distance_is_checked() -> None:
 
     with pytest.raises(SettingsError, match="min_distance=-1"):
         TPESearcher(SPACE, min_distance=-1)
+
+
+@pytest.mark.parametrize("searcher_name", ["tpe", "gp", "mobster"])
+@pytest.mark.parametrize("space", [
+    SearchSpace([Categorical(f"op{i}", ("skip", "conv", "pool")) for i in range(4)]),  # 81 architectures
+    SearchSpace([Int("layers", 1, 8), Int("width", 16, 512, log=True)]),
+], ids=["categorical-only", "int-only"])
+def test_model_based_searchers_learn_on_spaces_without_a_float(searcher_name: str, space: SearchSpace) -> None:
+    """A NAS-like space of choices only, or integers only: the model takes over after its start-up and keeps
+    suggesting distinct configurations of the space (no local search along floats to fall back on)."""
+    def smooth_loss(config: dict) -> float:  # squared distance of the unit-cube coordinates to 0.4
+        return float(np.sum((space.to_unit(config) - 0.4) ** 2))
+
+    searcher = build_searcher(searcher_name, space, seed=0, n_startup=4)
+    for trial_id in range(30):
+        config = searcher.ask(trial_id)
+        assert config is not None and space.contains(config)
+        searcher.observe(trial_id, 1, smooth_loss(config))
+    assert searcher.model_resource() == 1
+    assert len({space.key(config) for config in searcher.configs.values()}) == 30
+    random_best = np.mean([best_found(build_searcher("random", space, seed=s), smooth_loss, 30) for s in range(4)])
+    assert min(r[1] for r in searcher.results.values()) <= 0.6 * random_best  # random search, seed 0: 1.5 / 0.8x
