@@ -370,12 +370,12 @@ class Tuner:
         """What the scheduler ranks and the searcher learns (minimized): with ``rank_by="best"`` the best
         metric after any epoch the trial trained so far, the value the incumbent counts (a noisy validation
         metric that dips at epoch 3 and rises at epoch 4 ranks by its dip); else the job's last epoch."""
-        loss = self.sign * float(result.value)
         if self.rank_by == "best" and self.objectives is None:
-            epochs = [self.sign * float(v) for v in result.curve[:result.job.resource]
-                      if v is not None and math.isfinite(v)]
-            loss = min([loss] + epochs)
-        return loss
+            epochs = enumerate(result.curve[:result.job.resource], 1)
+            best = best_epoch([(result.job.resource, result.value), *epochs], self.sign)
+            assert best is not None  # a completed job's value is finite
+            return self.sign * best[0]
+        return self.sign * float(result.value)
 
     def _point(self, result: JobResult):
         """The result's rank key; a metric the sweep needs and the run does not report stops the sweep."""

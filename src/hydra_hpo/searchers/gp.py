@@ -57,10 +57,10 @@ class GPSearcher(ModelBasedSearcher):
     (:func:`~hydra_hpo.searchers.exclusion.auto_radius`: the unit cube of the non-categorical parameters
     once per combination of categorical values, since two configurations that differ in a categorical lie
     >= sqrt(2) apart in its one-hot features anyway; 0.26 for 300 configurations of 5 numeric parameters
-    and one categorical of 2), so the model cannot pile its
-    suggestions up next to the incumbent: a noisy training run near a tried one teaches little (and on a
-    recorded table it replays the same row), while the radius shrinks as the sweep grows. ``0`` turns it off
-    (a smooth, noise-free loss is then refined to any precision, with ``output_warping="none"``).
+    and one categorical of 2), so the model cannot pile its suggestions up next to the incumbent: a noisy
+    training run near a tried one teaches little (and on a recorded table it replays the same row), while
+    the radius shrinks as the sweep grows. ``0`` turns it off (a smooth, noise-free loss is then refined to
+    any precision, with ``output_warping="none"``).
     ``output_warping="quantile"`` (the default) fits the GP on the normal scores of the losses' ranks
     (:func:`~hydra_hpo.searchers.gaussian_process.quantile_normal`): a few diverged runs at chance level no
     longer squeeze every good result into one end of the scale; ``"none"``: the standardized losses.
