@@ -115,6 +115,39 @@ def seconds_text(seconds: float) -> str:
     return f"{seconds:.{2 if seconds < 10 else 1 if seconds < 100 else 0}f}"
 
 
+def time_ratio(t_other: float, t_reference: float) -> float:
+    """``t_other / t_reference`` of two median times; ``inf`` (never) counts as later than any time, so a
+    reference that never got there gives 0 and an algorithm that never did gives ``inf``; NaN when neither did
+    (no ratio)."""
+    if math.isinf(t_other) and math.isinf(t_reference):
+        return math.nan
+    return t_other / t_reference
+
+
+def interval_bounds(ratios: list[float], level: float = 0.9) -> tuple[float, float]:
+    """The central ``level`` interval of bootstrap ratios. A resample in which neither side got there (NaN)
+    counts as ``inf``, against the algorithm: it widens the interval rather than vanishing from it (NaN would
+    also break the sort)."""
+    ordered = sorted(math.inf if math.isnan(r) else r for r in ratios)
+    n = len(ordered)
+    return ordered[int((1 - level) / 2 * (n - 1))], ordered[int(math.ceil((1 + level) / 2 * (n - 1)))]
+
+
+def ratio_text(t_other: float, t_reference: float, low: float, high: float, budget: float) -> str:
+    """A ratio of median times with its interval, for the tables. When one side never got there (its median
+    is past the budget) the ratio is only bounded: ``< t_other / budget`` or ``> budget / t_reference``;
+    ``-`` when neither got there."""
+    ratio = time_ratio(t_other, t_reference)
+    if math.isnan(ratio):
+        return "-"
+    interval = f"[{low:.2f}, {high:.2f}]"
+    if math.isinf(t_reference):
+        return f"< {t_other / budget:.2f} {interval}"
+    if math.isinf(t_other):
+        return f"> {budget / t_reference:.2f} {interval}"
+    return f"{ratio:.2f} {interval}"
+
+
 def speedup_times(reference: list[Run], other: list[Run], budget: float) -> tuple[float, float, float]:
     """``(R, t_reference, t_other)``: R is the reference's median best at the budget, the times are those by
     which half the seeds of each reached R."""
@@ -139,11 +172,8 @@ def ratio_interval(reference: list[Run], other: list[Run], budget: float, level:
             times[target] = (np.array([time_to(r.trace, target) for r in reference]),
                              np.array([time_to(r.trace, target) for r in other]))
         t_reference, t_other = times[target]
-        ratios.append(half_time(list(t_other[j])) / half_time(list(t_reference[i])))
-    ratios.sort()
-    low = ratios[int((1 - level) / 2 * (n_boot - 1))]
-    high = ratios[int(math.ceil((1 + level) / 2 * (n_boot - 1)))]
-    return low, high
+        ratios.append(time_ratio(half_time(list(t_other[j])), half_time(list(t_reference[i]))))
+    return interval_bounds(ratios, level)
 
 
 def overrides_runner(overrides: list[str], table: Table, space: SearchSpace, workers: int, budget: float,
@@ -328,11 +358,11 @@ def headline_ratio(runs: dict[str, list[Run]], budget: float) -> str | None:
              "interval over seeds:"]
     for name in [n for n in runs if n != "random"]:
         _, _, t = speedup_times(runs["random"], runs[name], budget)
-        ratio = t / t_random
+        ratio = time_ratio(t, t_random)
         low, high = ratio_interval(runs["random"], runs[name], budget)
         verdict = ("meets" if ratio <= 1 / 3 else "misses") + " the <= 1/3 target" if name == "asha" else ""
         lines.append(f"- {name} reaches R at {'never (within budget)' if math.isinf(t) else f'{t:.0f} s'}: "
-                     f"{ratio:.2f} of random search's time [{low:.2f}, {high:.2f}] {verdict}".rstrip())
+                     f"{ratio_text(t, t_random, low, high, budget)} of random search's time {verdict}".rstrip())
     return "\n".join(lines)
 
 

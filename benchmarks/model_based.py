@@ -28,27 +28,25 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from compare import (  # noqa: E402
-    OURS, Run, add_common_arguments, best_at, default_budget, half_time, load_table, overrides_runner, ratio_interval,
-    seconds_text, speedup_times, time_to,
+    OURS, Run, add_common_arguments, best_at, default_budget, half_time, interval_bounds, load_table, overrides_runner,
+    ratio_interval, ratio_text, seconds_text, speedup_times, time_ratio, time_to,
 )
 
 BASE = ("random", "asha", "tpe", "bohb", "gp", "mobster")
 
 
 def target_ratio(reference: list[Run], other: list[Run], target: float, level: float = 0.9, n_boot: int = 2000,
-                 seed: int = 0) -> tuple[float, float, float]:
-    """``(ratio, low, high)``: median time to ``target`` of ``other`` over that of ``reference``, with a
-    bootstrap interval resampling the seeds of both."""
+                 seed: int = 0) -> tuple[float, float, float, float]:
+    """``(t_other, t_reference, low, high)``: the median times to ``target`` of ``other`` and ``reference``
+    (``inf``: fewer than half the seeds got there), and a bootstrap interval of their ratio resampling the
+    seeds of both (see ``compare.interval_bounds``)."""
     t_ref = np.array([time_to(r.trace, target) for r in reference])
     t_other = np.array([time_to(r.trace, target) for r in other])
-    ratio = half_time(list(t_other)) / half_time(list(t_ref))
     rng = np.random.default_rng(seed)
-    ratios = sorted(
-        half_time(list(t_other[rng.integers(len(other), size=len(other))]))
-        / half_time(list(t_ref[rng.integers(len(reference), size=len(reference))]))
-        for _ in range(n_boot)
-    )
-    return ratio, ratios[int((1 - level) / 2 * (n_boot - 1))], ratios[int(math.ceil((1 + level) / 2 * (n_boot - 1)))]
+    ratios = [time_ratio(half_time(list(t_other[rng.integers(len(other), size=len(other))])),
+                         half_time(list(t_ref[rng.integers(len(reference), size=len(reference))])))
+              for _ in range(n_boot)]
+    return (half_time(list(t_other)), half_time(list(t_ref))) + interval_bounds(ratios, level)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,15 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         cells = [name, seconds_text(half_time(times)), f"{np.mean(np.isfinite(times)):.2f}", "", "",
                  f"{finals.mean():.4f} ± {finals.std(ddof=1) / math.sqrt(len(finals)):.4f}"]
         if "asha" in runs:
-            ratio, low, high = target_ratio(runs["asha"], seed_runs, target)
-            cells[3] = f"{ratio:.2f} [{low:.2f}, {high:.2f}]"
+            cells[3] = ratio_text(*target_ratio(runs["asha"], seed_runs, target), budget=budget)
         if args.versus:
-            ratio, low, high = target_ratio(runs[args.versus], seed_runs, target)
-            cells.insert(4, f"{ratio:.2f} [{low:.2f}, {high:.2f}]")
+            cells.insert(4, ratio_text(*target_ratio(runs[args.versus], seed_runs, target), budget=budget))
         if "random" in runs:
             _, t_random, t_other = speedup_times(runs["random"], seed_runs, budget)
-            r_low, r_high = ratio_interval(runs["random"], seed_runs, budget)
-            cells[-2] = f"{t_other / t_random:.2f} [{r_low:.2f}, {r_high:.2f}]"
+            cells[-2] = ratio_text(t_other, t_random, *ratio_interval(runs["random"], seed_runs, budget), budget)
         print("| " + " | ".join(cells) + " |")
     return 0
 

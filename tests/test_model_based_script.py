@@ -3,6 +3,7 @@ times keep their decimals where a budget is short."""
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -25,3 +26,20 @@ def test_median_times_keep_their_decimals_on_a_short_budget():
     from compare import seconds_text
 
     assert [seconds_text(t) for t in (3.0, 3.456, 27.44, 110.6, float("inf"))] == ["3.00", "3.46", "27.4", "111", "-"]
+
+
+def test_a_ratio_against_a_side_that_never_got_there_is_a_bound_and_intervals_stay_ordered():
+    from compare import interval_bounds, ratio_text, time_ratio
+
+    inf, nan = float("inf"), float("nan")
+    assert time_ratio(3.0, 6.0) == 0.5 and time_ratio(3.0, inf) == 0.0 and time_ratio(inf, 6.0) == inf
+    assert math.isnan(time_ratio(inf, inf))
+    # a resample where neither side got there counts against the algorithm; NaN no longer scrambles the sort
+    ratios = [nan, 0.5, 2.0, nan, 0.25, 1.0, nan, 0.75, 1.5, 3.0, 0.1]
+    low, high = interval_bounds(ratios, level=0.6)  # sorted: 0.1 ... 3.0, then three inf; indices 2 and 8
+    assert (low, high) == (0.5, inf)
+    assert low <= high
+    assert ratio_text(3.0, 6.0, 0.4, 0.9, budget=20.0) == "0.50 [0.40, 0.90]"
+    assert ratio_text(5.0, inf, 0.0, 0.8, budget=20.0) == "< 0.25 [0.00, 0.80]"  # the reference is past 20 s
+    assert ratio_text(inf, 4.0, 1.2, inf, budget=20.0) == "> 5.00 [1.20, inf]"
+    assert ratio_text(inf, inf, 0.0, inf, budget=20.0) == "-"
