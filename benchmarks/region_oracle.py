@@ -8,6 +8,12 @@ r_min=2, eta=2 then run on those rows only, with the simulator, workers, budget 
 model_based.py, and the time to the *whole* table's top-1% target is printed (median over seeds, hit rate),
 beside the same algorithms on the whole table. The gap between a learning searcher's time and the oracle's
 is what better region finding could still win; the oracle is not an algorithm (it reads the table).
+
+``--startup K1,K2`` adds the bound a *learning* searcher faces: it must see results before it can know
+anything, so the oracle there first draws K rows of the whole table uniformly at random (a start-up), then
+the region's rows in a random order, on the whole table and the same schedulers. With K = a model's
+start-up (10 trials for our searchers' defaults on five parameters), the time printed is what a searcher
+that learned the region *perfectly* from those K results would take.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from compare import add_common_arguments, default_budget, half_time, load_table, overrides_runner, time_to  # noqa: E402
+from hydra_hpo.searchers import SEARCHERS  # noqa: E402
+from hydra_hpo.searchers.base import Searcher  # noqa: E402
+from hydra_hpo.space import SearchSpace  # noqa: E402
 from hydra_hpo.table import Table  # noqa: E402
 
 ALGORITHMS = {"random": ["hpo=random"], "asha": ["hpo=asha"],
@@ -45,10 +54,57 @@ def top_rows(table: Table, k: int) -> Table:
                  np.asarray(table.elapsed)[keep])
 
 
+def startup_oracle(table: Table, region: np.ndarray) -> type[Searcher]:
+    """A searcher class (not an algorithm: it reads ``table``) whose first ``startup`` suggestions are rows
+    of ``table`` drawn uniformly at random, and the following ones the rows ``region`` (indices) in a random
+    order, then uniform rows again once those run out."""
+
+    class StartupOracle(Searcher):
+        def __init__(self, space: SearchSpace, seed: int = 0, initial_config: dict | None = None,
+                     startup: int = 10) -> None:
+            super().__init__(space, seed, initial_config)
+            self._rng = np.random.default_rng(seed)
+            self._left = list(self._rng.permutation(region))
+            self._startup = startup
+
+        def suggest(self) -> dict:
+            if len(self.configs) < self._startup or not self._left:
+                return dict(table.configs[self._rng.integers(len(table))])
+            return dict(table.configs[self._left.pop()])
+
+    return StartupOracle
+
+
+def print_startup_rows(args: argparse.Namespace, table: Table, space: SearchSpace, target: float,
+                       budget: float) -> None:
+    """The second table: the oracle after each ``--startup`` number of random trials, on the whole table."""
+    schedulers = [("full training" if name == "random" else name) for name in ALGORITHMS]
+    print("\n| region | random start-up trials, then the region | " + " | ".join(schedulers) + " |\n"
+          "|---|---|" + "---|" * len(schedulers))
+    order = np.argsort(errors(table)[:, table.epochs // 2:].mean(1), kind="stable")
+    for k in [int(k) for k in args.top.split(",")]:
+        SEARCHERS["startup_oracle"] = startup_oracle(table, order[:k])
+        try:
+            for startup in [int(n) for n in args.startup.split(",")]:
+                cells = []
+                for overrides in ALGORITHMS.values():
+                    run = overrides_runner(overrides + ["hpo.searcher=startup_oracle",
+                                                        f"+hpo.searcher_options.startup={startup}"],
+                                           table, space, args.workers, budget, args.incumbent, args.job_overhead,
+                                           args.continue_overhead)
+                    times = [time_to(run(seed).trace, target) for seed in range(args.seeds)]
+                    cells.append(f"{half_time(times):.1f} ({np.mean(np.isfinite(times)):.2f})")
+                print(f"| top {k} of {len(table)} | {startup} | " + " | ".join(cells) + " |", flush=True)
+        finally:
+            del SEARCHERS["startup_oracle"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
     parser.add_argument("--top", default="40,80", help="comma-separated K: sizes of the region")
+    parser.add_argument("--startup", default=None,
+                        help="comma-separated K: also the oracle after K random start-up trials on the whole table")
     args = parser.parse_args(argv)
     logging.getLogger("hydra_hpo").setLevel(logging.ERROR)
     table, space = load_table(args)
@@ -69,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             label = f"top {k}" if k < len(table) else f"all {k}"
             print(f"| {label} | {good} | {name} | {half_time(times):.1f} | {np.mean(np.isfinite(times)):.2f} |",
                   flush=True)
+    if args.startup:
+        print_startup_rows(args, table, space, target, budget)
     return 0
 
 
