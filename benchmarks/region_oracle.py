@@ -13,7 +13,9 @@ is what better region finding could still win; the oracle is not an algorithm (i
 anything, so the oracle there first draws K rows of the whole table uniformly at random (a start-up), then
 the region's rows in a random order, on the whole table and the same schedulers. With K = a model's
 start-up (10 trials for our searchers' defaults on five parameters), the time printed is what a searcher
-that learned the region *perfectly* from those K results would take.
+that learned the region *perfectly* from those K results would take. Its last column is the same for issue
+10's full-fidelity criterion: full training's time to random search's median best at the budget, over random
+search's time to it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compare import add_common_arguments, default_budget, half_time, load_table, overrides_runner, time_to  # noqa: E402
+from compare import (add_common_arguments, default_budget, half_time, load_table, overrides_runner,  # noqa: E402
+                     speedup_times, time_ratio, time_to)
 from hydra_hpo.searchers import SEARCHERS  # noqa: E402
 from hydra_hpo.searchers.base import Searcher  # noqa: E402
 from hydra_hpo.space import SearchSpace  # noqa: E402
@@ -77,23 +80,34 @@ def startup_oracle(table: Table, region: np.ndarray) -> type[Searcher]:
 
 def print_startup_rows(args: argparse.Namespace, table: Table, space: SearchSpace, target: float,
                        budget: float) -> None:
-    """The second table: the oracle after each ``--startup`` number of random trials, on the whole table."""
+    """The second table: the oracle after each ``--startup`` number of random trials, on the whole table; the
+    last column is full training's time to random search's median best at the budget (issue 10's
+    full-fidelity criterion) over random search's."""
+    random_runs = [overrides_runner(["hpo=random"], table, space, args.workers, budget, args.incumbent,
+                                    args.job_overhead, args.continue_overhead)(seed) for seed in range(args.seeds)]
+    best, t_random, _ = speedup_times(random_runs, random_runs, budget)
     schedulers = [("full training" if name == "random" else name) for name in ALGORITHMS]
-    print("\n| region | random start-up trials, then the region | " + " | ".join(schedulers) + " |\n"
-          "|---|---|" + "---|" * len(schedulers))
+    print("\n| region | random start-up trials, then the region | " + " | ".join(schedulers)
+          + f" | full training to {best:.4f} vs random search ({t_random:.1f} s) |\n"
+          "|---|---|" + "---|" * (len(schedulers) + 1))
     order = np.argsort(errors(table)[:, table.epochs // 2:].mean(1), kind="stable")
     for k in [int(k) for k in args.top.split(",")]:
         SEARCHERS["startup_oracle"] = startup_oracle(table, order[:k])
         try:
             for startup in [int(n) for n in args.startup.split(",")]:
                 cells = []
-                for overrides in ALGORITHMS.values():
+                for name, overrides in ALGORITHMS.items():
                     run = overrides_runner(overrides + ["hpo.searcher=startup_oracle",
                                                         f"+hpo.searcher_options.startup={startup}"],
                                            table, space, args.workers, budget, args.incumbent, args.job_overhead,
                                            args.continue_overhead)
-                    times = [time_to(run(seed).trace, target) for seed in range(args.seeds)]
+                    runs = [run(seed) for seed in range(args.seeds)]
+                    times = [time_to(r.trace, target) for r in runs]
                     cells.append(f"{half_time(times):.1f} ({np.mean(np.isfinite(times)):.2f})")
+                    if name == "random":
+                        full = runs
+                _, _, t_full = speedup_times(random_runs, full, budget)
+                cells.append(f"{time_ratio(t_full, t_random):.2f}")
                 print(f"| top {k} of {len(table)} | {startup} | " + " | ".join(cells) + " |", flush=True)
         finally:
             del SEARCHERS["startup_oracle"]

@@ -50,5 +50,5 @@ def test_startup_rows_print_and_leave_the_searcher_registry_as_it_was(capsys, sc
     assert region_oracle.main(["--rows", "60", "--seeds", "2", "--top", "10", "--startup", "0,3"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| top 10 of 60 |")]
     assert [row.split(" | ")[1] for row in rows] == ["0", "3"]
-    assert all(len(row.split(" | ")) == 2 + len(region_oracle.ALGORITHMS) for row in rows)
+    assert all(len(row.split(" | ")) == 3 + len(region_oracle.ALGORITHMS) for row in rows)
     assert SEARCHERS == before
