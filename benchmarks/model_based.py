@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=None)
     parser.add_argument("--base", default=",".join(BASE), help="which of compare.py's algorithms to run")
     parser.add_argument("--variant", action="append", default=[], help="name=space-separated hpo overrides")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first..first+seeds-1: confirm a screen's pick on seeds it was not chosen on")
     parser.add_argument("--versus", default=None,
                         help="one more reference for the time to 1%%, e.g. a variant with hpo.keep_alive=false")
     args = parser.parse_args(argv)
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     for variant in args.variant:
         name, _, overrides = variant.partition("=")
         algorithms[name] = overrides.split()
-    print(f"{args.table.name}: {args.seeds} seeds, {args.workers} workers, budget {budget:g} s, "
+    seeds = f"{args.seeds} seeds" + (f" from {args.first_seed}" if args.first_seed else "")
+    print(f"{args.table.name}: {seeds}, {args.workers} workers, budget {budget:g} s, "
           f"job overhead {args.job_overhead:g} s per job ({args.continue_overhead:g} s continuing a waiting job), "
           f"top-1% target {target:.4f}")
     runs: dict[str, list[Run]] = {}
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         runner = overrides_runner(overrides, table, space, args.workers, budget, args.incumbent,
                                   args.job_overhead, args.continue_overhead)
-        runs[name] = [runner(seed) for seed in range(args.seeds)]
+        runs[name] = [runner(seed) for seed in range(args.first_seed, args.first_seed + args.seeds)]
         print(f"  {name} ({' '.join(overrides)}): {args.seeds} seeds in {time.perf_counter() - start:.1f} s",
               flush=True)
     versus = f" vs {args.versus} [90% interval] |" if args.versus else ""

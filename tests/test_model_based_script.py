@@ -43,3 +43,17 @@ def test_a_ratio_against_a_side_that_never_got_there_is_a_bound_and_intervals_st
     assert ratio_text(5.0, inf, 0.0, 0.8, budget=20.0) == "< 0.25 [0.00, 0.80]"  # the reference is past 20 s
     assert ratio_text(inf, 4.0, 1.2, inf, budget=20.0) == "> 5.00 [1.20, inf]"
     assert ratio_text(inf, inf, 0.0, inf, budget=20.0) == "-"
+
+
+def test_first_seed_runs_the_seeds_after_it(monkeypatch, capsys, script_logging):
+    called = []
+    real = model_based.overrides_runner
+
+    def recording_runner(*args, **kwargs):
+        run = real(*args, **kwargs)
+        return lambda seed: called.append(seed) or run(seed)
+
+    monkeypatch.setattr(model_based, "overrides_runner", recording_runner)
+    assert model_based.main(["--rows", "60", "--seeds", "3", "--first-seed", "7", "--base", "random"]) == 0
+    assert called == [7, 8, 9]
+    assert "3 seeds from 7," in capsys.readouterr().out
