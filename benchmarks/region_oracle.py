@@ -29,8 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compare import (add_common_arguments, default_budget, half_time, load_table, overrides_runner,  # noqa: E402
-                     speedup_times, time_ratio, time_to)
+from compare import (Run, add_common_arguments, default_budget, half_time, load_table,  # noqa: E402
+                     overrides_runner, speedup_times, time_ratio, time_to)
 from hydra_hpo.searchers import SEARCHERS  # noqa: E402
 from hydra_hpo.searchers.base import Searcher  # noqa: E402
 from hydra_hpo.space import SearchSpace  # noqa: E402
@@ -79,12 +79,10 @@ def startup_oracle(table: Table, region: np.ndarray) -> type[Searcher]:
 
 
 def print_startup_rows(args: argparse.Namespace, table: Table, space: SearchSpace, target: float,
-                       budget: float) -> None:
+                       budget: float, random_runs: list[Run]) -> None:
     """The second table: the oracle after each ``--startup`` number of random trials, on the whole table; the
     last column is full training's time to random search's median best at the budget (issue 10's
-    full-fidelity criterion) over random search's."""
-    random_runs = [overrides_runner(["hpo=random"], table, space, args.workers, budget, args.incumbent,
-                                    args.job_overhead, args.continue_overhead)(seed) for seed in range(args.seeds)]
+    full-fidelity criterion) over random search's (``random_runs``: random search on the whole table)."""
     best, t_random, _ = speedup_times(random_runs, random_runs, budget)
     schedulers = [("full training" if name == "random" else name) for name in ALGORITHMS]
     print("\n| region | random start-up trials, then the region | " + " | ".join(schedulers)
@@ -95,18 +93,17 @@ def print_startup_rows(args: argparse.Namespace, table: Table, space: SearchSpac
         SEARCHERS["startup_oracle"] = startup_oracle(table, order[:k])
         try:
             for startup in [int(n) for n in args.startup.split(",")]:
+                runs = {name: [overrides_runner(overrides + ["hpo.searcher=startup_oracle",
+                                                             f"+hpo.searcher_options.startup={startup}"],
+                                                table, space, args.workers, budget, args.incumbent,
+                                                args.job_overhead, args.continue_overhead)(seed)
+                               for seed in range(args.seeds)]
+                        for name, overrides in ALGORITHMS.items()}
                 cells = []
-                for name, overrides in ALGORITHMS.items():
-                    run = overrides_runner(overrides + ["hpo.searcher=startup_oracle",
-                                                        f"+hpo.searcher_options.startup={startup}"],
-                                           table, space, args.workers, budget, args.incumbent, args.job_overhead,
-                                           args.continue_overhead)
-                    runs = [run(seed) for seed in range(args.seeds)]
-                    times = [time_to(r.trace, target) for r in runs]
+                for name_runs in runs.values():
+                    times = [time_to(r.trace, target) for r in name_runs]
                     cells.append(f"{half_time(times):.1f} ({np.mean(np.isfinite(times)):.2f})")
-                    if name == "random":
-                        full = runs
-                _, _, t_full = speedup_times(random_runs, full, budget)
+                _, _, t_full = speedup_times(random_runs, runs["random"], budget)
                 cells.append(f"{time_ratio(t_full, t_random):.2f}")
                 print(f"| top {k} of {len(table)} | {startup} | " + " | ".join(cells) + " |", flush=True)
         finally:
@@ -135,12 +132,15 @@ def main(argv: list[str] | None = None) -> int:
         for name, overrides in ALGORITHMS.items():
             run = overrides_runner(overrides, region, space, args.workers, budget, args.incumbent, args.job_overhead,
                                    args.continue_overhead)
-            times = [time_to(run(seed).trace, target) for seed in range(args.seeds)]
+            runs = [run(seed) for seed in range(args.seeds)]
+            if k == len(table) and name == "random":
+                whole_table_random = runs  # the start-up table's reference
+            times = [time_to(r.trace, target) for r in runs]
             label = f"top {k}" if k < len(table) else f"all {k}"
             print(f"| {label} | {good} | {name} | {half_time(times):.1f} | {np.mean(np.isfinite(times)):.2f} |",
                   flush=True)
     if args.startup:
-        print_startup_rows(args, table, space, target, budget)
+        print_startup_rows(args, table, space, target, budget, whole_table_random)
     return 0
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -38,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compare import add_common_arguments, default_budget, load_table  # noqa: E402
+from compare import add_common_arguments, default_budget, load_table, time_to  # noqa: E402
 from hydra_hpo.simulate import compose, simulate  # noqa: E402
 from hydra_hpo.space import SearchSpace  # noqa: E402
 from hydra_hpo.table import Table  # noqa: E402
@@ -137,7 +138,8 @@ def found(hpo: dict, table: Table, space: SearchSpace, seeds: int, workers: int,
         rows = [table.lookup_index(r.config, space) for r in started]
         before.append(next((k for k, row in enumerate(rows) if reach[row]), len(rows)))
         distinct.append(len({row for row in rows[:FIRST_TRIALS] if reach[row]}))
-        hit = next((t for t, value in outcome.extra["anytime_trace"] if value <= target), budget)
+        hit = time_to(outcome.extra["anytime_trace"], target)
+        hit = budget if math.isinf(hit) else hit
         for record, row in zip(started, rows):
             busy = sum(max(0.0, min(s.finished, hit) - s.started) for s in record.segments)
             spent += busy
