@@ -50,9 +50,15 @@ def rows_reaching(table: Table, target: float) -> int:
     return int((errors(table).min(1) <= target).sum())
 
 
+def region_order(table: Table) -> np.ndarray:
+    """Row indices, lowest mean validation error over the second half of their epochs first: the region's
+    ranking."""
+    return np.argsort(errors(table)[:, table.epochs // 2:].mean(1), kind="stable")
+
+
 def top_rows(table: Table, k: int) -> Table:
     """The ``k`` rows with the lowest mean validation error over the second half of their epochs."""
-    keep = np.argsort(errors(table)[:, table.epochs // 2:].mean(1), kind="stable")[:k]
+    keep = region_order(table)[:k]
     return Table([table.configs[i] for i in keep], np.asarray(table.val_error)[keep],
                  np.asarray(table.elapsed)[keep])
 
@@ -88,7 +94,7 @@ def print_startup_rows(args: argparse.Namespace, table: Table, space: SearchSpac
     print("\n| region | random start-up trials, then the region | " + " | ".join(schedulers)
           + f" | full training to {best:.4f} vs random search ({t_random:.1f} s) |\n"
           "|---|---|" + "---|" * (len(schedulers) + 1))
-    order = np.argsort(errors(table)[:, table.epochs // 2:].mean(1), kind="stable")
+    order = region_order(table)
     for k in [int(k) for k in args.top.split(",")]:
         SEARCHERS["startup_oracle"] = startup_oracle(table, order[:k])
         try:
@@ -103,7 +109,7 @@ def print_startup_rows(args: argparse.Namespace, table: Table, space: SearchSpac
                 for name_runs in runs.values():
                     times = [time_to(r.trace, target) for r in name_runs]
                     cells.append(f"{half_time(times):.1f} ({np.mean(np.isfinite(times)):.2f})")
-                _, _, t_full = speedup_times(random_runs, runs["random"], budget)
+                t_full = half_time([time_to(r.trace, best) for r in runs["random"]])
                 cells.append(f"{time_ratio(t_full, t_random):.2f}")
                 print(f"| top {k} of {len(table)} | {startup} | " + " | ".join(cells) + " |", flush=True)
         finally:
